@@ -1,0 +1,54 @@
+# Two entry points: `make demo` and `make test`. Both create .venv when it is missing.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+# The CPU wheel that lies on these machines; override elsewhere, e.g.
+#   make test TORCH_SPEC="torch==2.5.*" PIP_EXTRA="--index-url https://download.pytorch.org/whl/cpu"
+TORCH_SPEC ?= torch==2.13.*
+PIP_EXTRA ?=
+STAMP := $(VENV)/.installed
+SYSTEM_PACKAGES := bubblewrap:bwrap
+LAB ?= differentiation
+OUT ?= out/demo
+
+.PHONY: demo test venv system-deps build clean bench
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check $(PIP_EXTRA) "$(TORCH_SPEC)"
+	$(BIN)/pip install -q --disable-pip-version-check $(PIP_EXTRA) -e ".[test]"
+	@touch $@
+
+# Debian packages the sandbox needs (bubblewrap).
+system-deps:
+	@missing=""; for pair in $(SYSTEM_PACKAGES); do \
+	  pkg=$${pair%%:*}; cmd=$${pair##*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "missing system packages:$$missing"; \
+	    echo "run: sudo apt-get update && sudo apt-get install -y$$missing"; exit 1; \
+	  fi; \
+	fi
+
+build: venv
+	$(BIN)/autograder build $(LAB)
+
+demo: venv system-deps build
+	$(BIN)/autograder demo $(LAB) --out $(OUT)
+
+test: venv system-deps
+	$(BIN)/python -m pytest -q
+
+bench: venv system-deps build
+	$(BIN)/python bench/grade_throughput.py
+
+clean:
+	rm -rf dist out

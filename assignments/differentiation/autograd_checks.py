@@ -1,0 +1,1 @@
+../../autograder/autograd_checks.py

@@ -1,0 +1,181 @@
+"""`autograder build LAB`: master notebook -> student notebook + otter autograder zip.
+
+The pipeline: validate the master (YAML, questions, tests) -> stage it with the shipped checks
+module and the project's otter_config.json -> run otter assign -> normalise what otter writes
+(cell ids, zip timestamps) so that a rebuild without changes is byte-identical -> install the
+student files under student_templates/LAB and the autograder under dist/LAB.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from ..errors import BuildError
+from ..paths import project_root
+from .master import MasterNotebook, read_master
+
+CHECKS_MODULE = Path(__file__).resolve().parent.parent / "autograd_checks.py"
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    lab: str
+    student_dir: Path        # the student notebook and its support files
+    autograder_zip: Path     # otter-compatible, stable name
+    solution_dir: Path       # otter's autograder folder with the solution notebook
+    points: dict[str, float]  # question -> points possible
+
+
+def find_master(lab: str, root: Path) -> Path:
+    folder = root / "assignments" / lab
+    if not folder.is_dir():
+        known = sorted(p.name for p in (root / "assignments").glob("*") if p.is_dir())
+        raise BuildError(f"no assignment '{lab}' under {root / 'assignments'} (found: {', '.join(known) or 'none'})")
+    preferred = folder / f"{lab}.ipynb"
+    if preferred.is_file():
+        return preferred
+    notebooks = sorted(folder.glob("*.ipynb"))
+    if len(notebooks) != 1:
+        raise BuildError(f"{folder} should hold exactly one master notebook, found {len(notebooks)}")
+    return notebooks[0]
+
+
+def load_otter_config(root: Path) -> dict:
+    """The project's otter_config.json, checked against the keys otter actually knows."""
+    from otter.run.run_autograder.autograder_config import AutograderConfig
+
+    path = root / "otter_config.json"
+    if not path.is_file():
+        return {}
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise BuildError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(config, dict):
+        raise BuildError(f"{path} should hold a JSON object of otter settings")
+    known = set(AutograderConfig()._get_attrs_to_names())
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise BuildError(f"{path}: unknown otter setting(s) {', '.join(unknown)} (otter would ignore them silently)")
+    return config
+
+
+def _stage(master: MasterNotebook, otter_config: dict, stage: Path) -> Path:
+    """Copy the master's folder (links resolved) and merge otter_config.json into its config."""
+    src = master.path.parent
+    for item in src.iterdir():
+        if item.name.startswith(".") or item.suffix == ".ipynb" or item.name == "__pycache__":
+            continue
+        target = stage / item.name
+        if item.is_dir():
+            shutil.copytree(item, target, symlinks=False)
+        else:
+            shutil.copy(item, target)
+    shutil.copy(CHECKS_MODULE, stage / CHECKS_MODULE.name)
+    nb = master.with_generate_config(otter_config)
+    staged = stage / master.path.name
+    nbformat.write(nb, staged)
+    return staged
+
+
+def _run_otter_assign(staged: Path, result: Path, master: MasterNotebook) -> None:
+    from otter.assign import main as otter_assign
+
+    log = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            otter_assign(str(staged), str(result), no_pdfs=True)
+    except RuntimeError as exc:
+        text = str(exc)
+        if "autograder tests failed" in text:
+            raise BuildError(_explain_failed_solution(text, master)) from None
+        raise BuildError(f"otter assign failed on {master.path}: {text.splitlines()[0] if text else exc!r}") from None
+    except Exception as exc:  # otter's own validation errors carry the useful text
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BuildError(f"otter assign failed on {master.path}: {first}") from None
+
+
+def _explain_failed_solution(text: str, master: MasterNotebook) -> str:
+    failed = sorted(set(re.findall(r"^(q\w+) results:", text, flags=re.M)) & set(master.question_names()))
+    if not failed:
+        return f"the solutions in {master.path} fail their own tests: {text.splitlines()[-1]}"
+    parts = []
+    for name in failed:
+        cell = master.question(name).cell_index
+        block = text.split(f"{name} results:", 1)[1]
+        reason = next((ln.strip() for ln in block.splitlines() if "Error" in ln or "AssertionError" in ln), "")
+        parts.append(f"question {name} (cell {cell}){': ' + reason if reason else ''}")
+    return f"the solution fails its own tests in {'; '.join(parts)}"
+
+
+def _normalise_notebook(path: Path) -> None:
+    """Give otter's freshly added cells stable ids so a rebuild is byte-identical."""
+    nb = nbformat.read(path, as_version=4)
+    for index, cell in enumerate(nb.cells):
+        cell["id"] = f"cell-{index:03d}"
+    nbformat.write(nb, path)
+
+
+def _write_stable_zip(source: Path, target: Path) -> None:
+    """Re-pack otter's timestamped zip with sorted entries and fixed dates."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".zip.tmp")
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in sorted(src.infolist(), key=lambda i: i.filename):
+            fixed = zipfile.ZipInfo(info.filename, ZIP_EPOCH)
+            fixed.external_attr = info.external_attr
+            fixed.compress_type = zipfile.ZIP_DEFLATED
+            dst.writestr(fixed, src.read(info))
+    tmp.replace(target)
+
+
+def _replace_tree(source: Path, target: Path) -> None:
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source, target)
+
+
+def build(lab: str, *, root: Path | None = None, student_root: Path | None = None,
+          dist_root: Path | None = None) -> BuildResult:
+    root = (root or project_root()).resolve()
+    student_root = student_root or root / "student_templates"
+    dist_root = dist_root or root / "dist"
+    master = read_master(find_master(lab, root))
+    otter_config = load_otter_config(root)
+
+    with tempfile.TemporaryDirectory(prefix="autograder-build-") as tmp:
+        stage, result = Path(tmp) / "stage", Path(tmp) / "result"
+        stage.mkdir()
+        staged = _stage(master, otter_config, stage)
+        _run_otter_assign(staged, result, master)
+
+        student, autograder = result / "student", result / "autograder"
+        for nb_path in [*student.glob("*.ipynb"), *autograder.glob("*.ipynb")]:
+            _normalise_notebook(nb_path)
+        zips = sorted(autograder.glob("*-autograder_*.zip"))
+        if len(zips) != 1:
+            raise BuildError(f"otter assign wrote {len(zips)} autograder zips, expected 1")
+        lab_dist = dist_root / lab
+        _write_stable_zip(zips[0], lab_dist / "autograder.zip")
+        zips[0].unlink()
+        _replace_tree(autograder, lab_dist / "autograder")
+        _replace_tree(student, student_root / lab)
+
+    return BuildResult(
+        lab=lab,
+        student_dir=student_root / lab,
+        autograder_zip=lab_dist / "autograder.zip",
+        solution_dir=lab_dist / "autograder",
+        points={q.name: q.points for q in master.questions},
+    )

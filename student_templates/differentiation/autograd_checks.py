@@ -1,0 +1,645 @@
+"""Autograd-aware checks for the lab "Differentiation in PyTorch".
+
+This one file serves three places and gives one verdict in all of them:
+
+* students' ``grader.check("qN")`` (the public tests, run in their own kernel);
+* ``otter run`` / Gradescope grading of the autograder zip (all tests, in the kernel);
+* the secure grader, which observes the student's names in a sandbox and runs the tests
+  in a separate judge process on the plain data it observed.
+
+Every check therefore works in two steps: ``observe`` turns whatever it is given (a live
+tensor, or already observed ``Facts``) into plain data, and the check judges that data.
+A failed check raises ``CheckFailed`` (an ``AssertionError``) whose message tells the
+student what is wrong in plain words, without revealing reference values.
+
+Importing this module starts tracking ``backward()`` calls, so that the checks can tell a
+gradient written by autograd from one typed in by hand.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+import weakref
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import torch
+from torch.autograd.variable import Variable
+
+__all__ = [
+    "CheckFailed", "Facts", "TensorData", "FunctionProbe",
+    "observe", "observe_names", "facts_from_plain",
+    "check_tensor", "check_computed_from", "check_backward_called", "check_grad_value",
+    "check_function", "check_function_forward", "check_function_gradcheck",
+    "check_function_upstream", "reference_gradients", "RTOL", "ATOL",
+]
+
+# Gradients are compared in float64 relative to the reference: |s - r| <= ATOL + RTOL*|r|.
+# Students compute in float32, so RTOL allows float32 rounding; ATOL covers zero gradients.
+RTOL = 1e-4
+ATOL = 1e-5
+MAX_VALUES = 100_000      # numbers recorded per tensor; bigger tensors keep shape only
+MAX_GRAPH_NODES = 100_000  # autograd graph nodes walked per tensor
+
+# Captured at import, before any student code runs: C-level accessors that a student
+# cannot monkeypatch (torch._C.TensorBase is an immutable type).
+_TB = torch._C.TensorBase
+_get_grad = _TB.__dict__["grad"].__get__
+_get_requires_grad = _TB.__dict__["requires_grad"].__get__
+_get_is_leaf = _TB.__dict__["is_leaf"].__get__
+_get_grad_fn = _TB.__dict__["grad_fn"].__get__
+_get_dtype = _TB.__dict__["dtype"].__get__
+_get_shape = _TB.__dict__["shape"].__get__
+_get_version = _TB.__dict__["_version"].__get__
+_detach = _TB.detach
+_to_double = _TB.double
+_tolist = _TB.tolist
+_numel = _TB.numel
+_is_floating_point = _TB.is_floating_point
+_is_complex = _TB.is_complex
+_reshape = _TB.reshape
+_new_tensor = torch.tensor
+_ones = torch.ones
+_autograd_grad = torch.autograd.grad
+_gradcheck = torch.autograd.gradcheck
+_PLAIN_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
+_FunctionBase = torch.autograd.Function
+_type = type
+_isinstance = isinstance
+_issubclass = issubclass
+
+
+class CheckFailed(AssertionError):
+    """A check did not pass; the message is written for the student."""
+
+
+# --------------------------------------------------------------------------- facts
+
+
+@dataclass(frozen=True)
+class TensorData:
+    """The numbers of one tensor, flattened, in float64 (values is None when too big)."""
+
+    dtype: str
+    shape: tuple[int, ...]
+    values: tuple[float, ...] | None
+    finite: bool
+
+
+@dataclass(frozen=True)
+class FunctionProbe:
+    """What a custom autograd Function did on inputs chosen by the checker."""
+
+    inputs: tuple[float, ...]
+    upstream: tuple[float, ...]
+    forward: tuple[float, ...] | None = None
+    grad_unit: tuple[float, ...] | None = None      # backward with grad_output = 1
+    grad_upstream: tuple[float, ...] | None = None  # backward with grad_output = upstream
+    gradcheck: bool | None = None
+    error: str | None = None                         # what failed, in the student's code
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Plain data about one name in the student's namespace."""
+
+    name: str
+    kind: str                      # missing | tensor | function | other
+    type_name: str = ""
+    ident: int = 0                 # identity of the object, to relate facts to each other
+    data: TensorData | None = None
+    requires_grad: bool = False
+    is_leaf: bool = True
+    grad_fn: str | None = None
+    reaches: tuple[int, ...] = ()  # idents of the leaf tensors its graph leads to
+    grad_kind: str = "none"        # none | tensor | other
+    grad: TensorData | None = None
+    grad_source: str = "unknown"   # autograd | edited | unknown
+    probe: FunctionProbe | None = None
+
+    def to_plain(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# --------------------------------------------------------------------- backward tracking
+
+
+class _BackwardTracker:
+    """Records, for every leaf that backward() writes a gradient into, which tensor object
+    autograd left in .grad and its version, so a hand-written .grad can be told apart."""
+
+    def __init__(self) -> None:
+        self.installed = False
+        self._records: dict[int, tuple[Any, Any, int]] = {}
+
+    def install(self) -> None:
+        engine = Variable._execution_engine
+        if not _isinstance(engine, _TrackingEngine):
+            Variable._execution_engine = _TrackingEngine(engine, self)
+        self.installed = True
+
+    def clear(self) -> None:
+        self._records.clear()
+
+    def record(self, leaves: list) -> None:
+        for leaf in leaves:
+            grad = _get_grad(leaf)
+            if grad is not None:
+                self._records[id(leaf)] = (weakref.ref(leaf), weakref.ref(grad), _get_version(grad))
+
+    def source(self, leaf) -> str:
+        grad = _get_grad(leaf)
+        if not self.installed:
+            return "unknown"
+        record = self._records.get(id(leaf))
+        if record is None or record[0]() is not leaf:
+            return "edited"
+        leaf_ref, grad_ref, version = record
+        if grad_ref() is grad and _get_version(grad) == version:
+            return "autograd"
+        return "edited"
+
+
+class _TrackingEngine:
+    """Wraps torch's autograd engine; everything but run_backward passes straight through."""
+
+    def __init__(self, engine, tracker: _BackwardTracker) -> None:
+        self._engine = engine
+        self._tracker = tracker
+
+    def __getattr__(self, name):
+        return getattr(self._engine, name)
+
+    def run_backward(self, t_outputs, *args, **kwargs):
+        accumulate = kwargs.get("accumulate_grad", args[5] if len(args) > 5 else True)
+        inputs = kwargs.get("inputs", args[3] if len(args) > 3 else ())
+        leaves = []
+        if accumulate:
+            leaves = [t for t in inputs if _get_is_leaf(t)] if inputs else _leaves_of(t_outputs)
+        result = self._engine.run_backward(t_outputs, *args, **kwargs)
+        if accumulate:
+            self._tracker.record(leaves)
+        return result
+
+
+def _walk_leaves(grad_fns) -> list:
+    """Leaf tensors reached from autograd graph nodes (bounded walk)."""
+    leaves, seen, stack = [], set(), [fn for fn in grad_fns if fn is not None]
+    while stack and len(seen) < MAX_GRAPH_NODES:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        variable = getattr(node, "variable", None)
+        if variable is not None and _isinstance(variable, torch.Tensor):
+            leaves.append(variable)
+        for next_node, _ in getattr(node, "next_functions", ()):
+            if next_node is not None:
+                stack.append(next_node)
+    return leaves
+
+
+def _leaves_of(t_outputs) -> list:
+    leaves, grad_fns = [], []
+    for t in t_outputs:
+        if not _isinstance(t, torch.Tensor):
+            continue
+        fn = _get_grad_fn(t)
+        if fn is None:
+            if _get_requires_grad(t):
+                leaves.append(t)
+        else:
+            grad_fns.append(fn)
+    return leaves + _walk_leaves(grad_fns)
+
+
+tracker = _BackwardTracker()
+tracker.install()
+
+
+# --------------------------------------------------------------------------- observing
+
+
+def _tensor_data(t) -> TensorData:
+    dtype = str(_get_dtype(t))
+    shape = tuple(int(n) for n in _get_shape(t))
+    numeric = _is_floating_point(t) or not _is_complex(t)
+    values, finite = None, True
+    if numeric and _numel(t) <= MAX_VALUES:
+        flat = _tolist(_reshape(_to_double(_detach(t)), (-1,)))
+        values = tuple(float(v) for v in flat)
+        finite = all(math.isfinite(v) for v in values)
+    return TensorData(dtype=dtype, shape=shape, values=values, finite=finite)
+
+
+def _default_probe_inputs() -> tuple[list[float], list[float]]:
+    gen = torch.Generator().manual_seed(20261127)
+    inputs = torch.rand(6, generator=gen, dtype=torch.float64) * 4 - 2
+    upstream = torch.rand(6, generator=gen, dtype=torch.float64) * 3 + 0.5
+    return inputs.tolist(), upstream.tolist()
+
+
+def _short_error(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{_type(exc).__name__}: {text[:200]}" if text else _type(exc).__name__
+
+
+def _probe_function(cls, inputs: list[float], upstream: list[float]) -> FunctionProbe:
+    probe = dict(inputs=tuple(inputs), upstream=tuple(upstream))
+    try:
+        t = _new_tensor(inputs, dtype=torch.float64, requires_grad=True)
+        out = cls.apply(t)
+        if _type(out) not in _PLAIN_TENSOR_TYPES:
+            return FunctionProbe(**probe, error=f"apply returned a {_type(out).__name__}, not a tensor")
+        if tuple(_get_shape(out)) != tuple(_get_shape(t)):
+            return FunctionProbe(**probe, error=f"apply returned shape {tuple(_get_shape(out))} "
+                                 f"for an input of shape {tuple(_get_shape(t))}")
+        probe["forward"] = _tensor_data(out).values
+        ones = _ones(len(inputs), dtype=torch.float64)
+        (g_unit,) = _autograd_grad(out, t, grad_outputs=ones, retain_graph=True)
+        probe["grad_unit"] = _tensor_data(g_unit).values
+        up = _new_tensor(upstream, dtype=torch.float64)
+        (g_up,) = _autograd_grad(out, t, grad_outputs=up)
+        probe["grad_upstream"] = _tensor_data(g_up).values
+        fresh = _new_tensor(inputs, dtype=torch.float64, requires_grad=True)
+        probe["gradcheck"] = bool(_gradcheck(
+            cls.apply, (fresh,), eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=False))
+    except Exception as exc:  # the student's Function failed: that is the finding
+        probe["error"] = _short_error(exc)
+    return FunctionProbe(**probe)
+
+
+def observe(obj: Any, name: str, *, probe_inputs: tuple[list[float], list[float]] | None = None) -> Facts:
+    """Plain data about one object from the student's namespace."""
+    if _isinstance(obj, Facts):
+        return obj
+    kind_type = _type(obj)
+    if kind_type in _PLAIN_TENSOR_TYPES:
+        with warnings.catch_warnings():  # reading .grad of a non-leaf warns; we report it instead
+            warnings.simplefilter("ignore")
+            grad = _get_grad(obj)
+        grad_fn = _get_grad_fn(obj)
+        is_leaf = bool(_get_is_leaf(obj))
+        grad_kind = "none" if grad is None else ("tensor" if _type(grad) in _PLAIN_TENSOR_TYPES else "other")
+        return Facts(
+            name=name, kind="tensor", type_name="Tensor", ident=id(obj),
+            data=_tensor_data(obj),
+            requires_grad=bool(_get_requires_grad(obj)), is_leaf=is_leaf,
+            grad_fn=None if grad_fn is None else _type(grad_fn).__name__,
+            reaches=tuple(sorted({id(t) for t in _walk_leaves([grad_fn])})) if grad_fn is not None else (),
+            grad_kind=grad_kind,
+            grad=_tensor_data(grad) if grad_kind == "tensor" else None,
+            grad_source=tracker.source(obj) if grad_kind != "none" else "unknown",
+        )
+    if _isinstance(obj, _type) and _issubclass(obj, _FunctionBase) and obj is not _FunctionBase:
+        inputs, upstream = probe_inputs or _default_probe_inputs()
+        return Facts(name=name, kind="function", type_name=obj.__name__, ident=id(obj),
+                     probe=_probe_function(obj, list(inputs), list(upstream)))
+    type_name = obj.__name__ if _isinstance(obj, _type) else kind_type.__name__
+    return Facts(name=name, kind="other", type_name=str(type_name)[:80], ident=id(obj))
+
+
+def observe_names(env: Mapping[str, Any], names, **kwargs) -> dict[str, Facts]:
+    """Facts for each of ``names`` that exists in ``env`` (missing names are left out)."""
+    return {name: observe(env[name], name, **kwargs) for name in names if name in env}
+
+
+def _facts(env: Mapping[str, Any], name: str) -> Facts:
+    if name not in env:
+        return Facts(name=name, kind="missing")
+    return observe(env[name], name)
+
+
+# ------------------------------------------------------------------ facts from plain data
+
+
+def _floats(value, limit=MAX_VALUES) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    if not _isinstance(value, (list, tuple)) or len(value) > limit:
+        raise ValueError("expected a list of numbers")
+    out = []
+    for v in value:
+        if _type(v) not in (int, float) or _type(v) is bool:
+            raise ValueError("expected a number")
+        out.append(float(v))
+    return tuple(out)
+
+
+def _tensor_data_from_plain(d) -> TensorData | None:
+    if d is None:
+        return None
+    shape = d["shape"]
+    if not _isinstance(shape, list) or not all(_type(n) is int and n >= 0 for n in shape):
+        raise ValueError("bad shape")
+    values = _floats(d["values"])
+    if values is not None and len(values) != math.prod(shape):
+        raise ValueError("values do not match the shape")
+    return TensorData(dtype=_text(d["dtype"]), shape=tuple(shape), values=values,
+                      finite=_flag(d["finite"]))
+
+
+def _text(value, limit=300) -> str:
+    if _type(value) is not str:
+        raise ValueError("expected text")
+    return value[:limit]
+
+
+def _flag(value) -> bool:
+    if _type(value) is not bool:
+        raise ValueError("expected true/false")
+    return value
+
+
+def facts_from_plain(d: Mapping) -> Facts:
+    """Rebuild Facts from JSON data, validating every field (the data came from a sandbox)."""
+    probe = d.get("probe")
+    if probe is not None:
+        probe = FunctionProbe(
+            inputs=_floats(probe["inputs"], 64), upstream=_floats(probe["upstream"], 64),
+            forward=_floats(probe["forward"], 64), grad_unit=_floats(probe["grad_unit"], 64),
+            grad_upstream=_floats(probe["grad_upstream"], 64),
+            gradcheck=None if probe["gradcheck"] is None else _flag(probe["gradcheck"]),
+            error=None if probe["error"] is None else _text(probe["error"]),
+        )
+    kind = _text(d["kind"])
+    if kind not in ("missing", "tensor", "function", "other"):
+        raise ValueError("bad kind")
+    grad_kind = _text(d["grad_kind"])
+    if grad_kind not in ("none", "tensor", "other"):
+        raise ValueError("bad grad kind")
+    grad_source = _text(d["grad_source"])
+    if grad_source not in ("autograd", "edited", "unknown"):
+        raise ValueError("bad grad source")
+    reaches = d["reaches"]
+    if not _isinstance(reaches, list) or not all(_type(i) is int for i in reaches):
+        raise ValueError("bad reaches")
+    if _type(d["ident"]) is not int:
+        raise ValueError("bad ident")
+    return Facts(
+        name=_text(d["name"], 100), kind=kind, type_name=_text(d["type_name"], 100),
+        ident=d["ident"], data=_tensor_data_from_plain(d["data"]),
+        requires_grad=_flag(d["requires_grad"]), is_leaf=_flag(d["is_leaf"]),
+        grad_fn=None if d["grad_fn"] is None else _text(d["grad_fn"], 100),
+        reaches=tuple(reaches[:MAX_GRAPH_NODES]), grad_kind=grad_kind,
+        grad=_tensor_data_from_plain(d["grad"]), grad_source=grad_source, probe=probe,
+    )
+
+
+# ------------------------------------------------------------------------ references
+
+
+def _as_float64(value) -> torch.Tensor:
+    if _isinstance(value, torch.Tensor):
+        return value.detach().to(torch.float64).clone()
+    return torch.tensor(value, dtype=torch.float64)
+
+
+def reference_gradients(reference: Callable[..., torch.Tensor], at: Mapping[str, Any]):
+    """Value of ``reference(**at)`` and its gradient for each argument, by autograd in float64."""
+    leaves = {name: _as_float64(v).requires_grad_(True) for name, v in at.items()}
+    out = reference(**leaves)
+    grads = torch.autograd.grad(out, list(leaves.values()), allow_unused=True)
+    return out.detach(), {
+        name: (torch.zeros_like(leaf) if g is None else g.detach())
+        for (name, leaf), g in zip(leaves.items(), grads)
+    }
+
+
+def _close(values, reference: torch.Tensor) -> bool:
+    ref = reference.reshape(-1).tolist()
+    if values is None or len(values) != len(ref):
+        return False
+    return all(abs(s - r) <= ATOL + RTOL * abs(r) for s, r in zip(values, ref))
+
+
+def _nonzero(reference: torch.Tensor) -> bool:
+    return bool((reference.abs() > ATOL).any())
+
+
+def _show(values: tuple[float, ...] | None, shape: tuple[int, ...]) -> str:
+    if values is None:
+        return "(too large to show)"
+    if not shape:
+        return f"{values[0]:g}"
+    shown = ", ".join(f"{v:g}" for v in values[:4])
+    return f"[{shown}{', ...' if len(values) > 4 else ''}]"
+
+
+# --------------------------------------------------------------------------- checks
+
+_INT_DTYPES = ("torch.int", "torch.uint", "torch.bool", "torch.long", "torch.short")
+
+
+def _fail(message: str):
+    raise CheckFailed(message)
+
+
+def _require_tensor(env, name: str) -> Facts:
+    f = _facts(env, name)
+    if f.kind == "missing":
+        _fail(f"`{name}` is not defined yet. Run this question's cells, in order, before checking.")
+    if f.kind != "tensor":
+        if f.type_name == "ellipsis":
+            _fail(f"`{name}` is still `...`: replace the ... with your code, then run the cell.")
+        _fail(f"`{name}` should be a torch tensor, but it is a {f.type_name}. "
+              f"Create it with torch.tensor(...) or another torch function.")
+    return f
+
+
+def _require_grad_tracking(f: Facts) -> None:
+    if f.data.dtype.startswith(_INT_DTYPES):
+        _fail(f"`{f.name}` holds whole numbers ({f.data.dtype}), and autograd only works with "
+              f"floating point numbers. Write the number with a decimal point, "
+              f"e.g. torch.tensor(2.0, requires_grad=True).")
+    if not f.requires_grad:
+        _fail(f"`{f.name}` does not track gradients. Create it with requires_grad=True.")
+
+
+def check_tensor(env, name: str, *, requires_grad: bool = False, leaf: bool = False,
+                 shape: tuple[int, ...] | None = None) -> Facts:
+    """`name` exists and is a tensor; optionally tracks gradients, is a leaf, has a shape."""
+    f = _require_tensor(env, name)
+    if requires_grad:
+        _require_grad_tracking(f)
+    if leaf and not f.is_leaf:
+        _fail(f"`{name}` should be a leaf tensor that you create directly with "
+              f"requires_grad=True, but it was computed from other tensors.")
+    if shape is not None and f.data.shape != tuple(shape):
+        _fail(f"`{name}` has shape {f.data.shape}, but this exercise needs shape {tuple(shape)}.")
+    return f
+
+
+def check_computed_from(env, out: str, leaf: str, *, scalar: bool = False) -> Facts:
+    """`out` was computed by autograd-tracked operations from the leaf tensor `leaf`."""
+    source = check_tensor(env, leaf, requires_grad=True)
+    f = check_tensor(env, out)
+    if f.grad_fn is None:
+        _fail(f"`{out}` has no grad_fn, so autograd cannot differentiate it. Compute it from "
+              f"`{leaf}` with torch operations (not .item(), numpy or Python numbers).")
+    if source.ident not in f.reaches:
+        _fail(f"`{out}` was not computed from this `{leaf}`. Run the cells of this question "
+              f"in order: create `{leaf}` first, then compute `{out}` from it.")
+    if scalar and f.data.shape != ():
+        _fail(f"`{out}` has shape {f.data.shape}; backward() needs a single number. "
+              f"Add the values up first, e.g. with .sum().")
+    return f
+
+
+def _require_grad(env, name: str, of: str) -> Facts:
+    f = _require_tensor(env, name)
+    if f.grad_kind == "none":
+        if not f.requires_grad:
+            _require_grad_tracking(f)
+        if not f.is_leaf:
+            _fail(f"`{name}.grad` is None because `{name}` is not a leaf tensor: it was computed "
+                  f"from other tensors, and autograd only fills .grad of leaves. Create `{name}` "
+                  f"directly with requires_grad=True (or call {name}.retain_grad() before backward()).")
+        _fail(f"`{name}.grad` is None: autograd has not computed it yet. "
+              f"Call {of}.backward() first, then read {name}.grad.")
+    if f.grad_kind != "tensor":
+        _fail(f"`{name}.grad` is not a tensor. Let autograd fill it in by calling {of}.backward().")
+    if f.grad_source == "edited":
+        _fail(f"`{name}.grad` was set or changed by hand, not by autograd. Remove that line and "
+              f"let {of}.backward() compute the gradient.")
+    return f
+
+
+def check_backward_called(env, name: str, *, of: str) -> Facts:
+    """backward() has filled `name`.grad (and nobody overwrote it afterwards)."""
+    return _require_grad(env, name, of)
+
+
+def check_grad_value(env, name: str, *, of: str, reference: Callable[..., torch.Tensor],
+                     at: Mapping[str, Any]) -> Facts:
+    """`name`.grad equals d reference / d name at the point `at`, as computed by autograd."""
+    f = _require_grad(env, name, of)
+    ref_value, ref_grads = reference_gradients(reference, at)
+    ref = ref_grads[name]
+    if f.grad.shape != tuple(ref.shape):
+        _fail(f"`{name}.grad` has shape {f.grad.shape}, but `{name}` should have shape "
+              f"{tuple(ref.shape)}. Check how you created `{name}`.")
+    if not f.grad.finite:
+        _fail(f"`{name}.grad` contains nan or inf. Check for a division by zero or a log of "
+              f"zero in `{of}`.")
+    if _close(f.grad.values, ref):
+        return f
+    got = _show(f.grad.values, f.grad.shape)
+    if _nonzero(ref):
+        for times in (2, 3, 4):
+            if _close(f.grad.values, ref * times):
+                _fail(f"`{name}.grad` is {got}, exactly {times} times the right value: backward() "
+                      f"ran {times} times and the gradients added up. Set {name}.grad = None "
+                      f"before calling backward() again (or run the question's cells once, in order).")
+        if _close(f.grad.values, -ref):
+            _fail(f"`{name}.grad` is {got}, which has the wrong sign. Check the signs in `{of}`.")
+    if ref.dim() == 0 and ref_value.dim() == 0 and not _close((float(ref_value),), ref) \
+            and _close(f.grad.values, ref_value.reshape(1)):
+        _fail(f"`{name}.grad` is {got}, which is the value of the function the exercise asks "
+              f"for, not its derivative. Compute `{of}` as the exercise says and call backward().")
+    wrong_point = _wrong_point(env, at)
+    if wrong_point is not None:
+        where, student_at = wrong_point
+        _, grads_there = reference_gradients(reference, student_at)
+        if _close(f.grad.values, grads_there[name]):
+            _fail(f"`{name}.grad` is the right derivative, but at {where}: the exercise asks for "
+                  f"it at a different point. Check the values you created the tensors with.")
+    _fail(f"`{name}.grad` is {got}, which is not the right derivative. Check that `{of}` is "
+          f"computed exactly as the exercise says, then run the question's cells again in order.")
+
+
+def _wrong_point(env, at: Mapping[str, Any]):
+    """Where the student's tensors differ from the exercise's point: (description, point)."""
+    student_at, differs = {}, []
+    for arg, value in at.items():
+        f = _facts(env, arg)
+        if f.kind != "tensor" or f.data.values is None:
+            return None
+        expected = _as_float64(value)
+        if f.data.shape != tuple(expected.shape):
+            return None
+        student = torch.tensor(f.data.values, dtype=torch.float64).reshape(f.data.shape)
+        student_at[arg] = student
+        if not _close(f.data.values, expected):
+            differs.append(f"{arg} = {_show(f.data.values, f.data.shape)}")
+    if not differs:
+        return None
+    return ", ".join(differs), student_at
+
+
+# ------------------------------------------------------------- custom autograd Functions
+
+
+def _require_function(env, name: str) -> Facts:
+    f = _facts(env, name)
+    if f.kind == "missing":
+        _fail(f"`{name}` is not defined yet. Run the cell that defines the class `{name}`.")
+    if f.kind != "function":
+        if f.type_name == "ellipsis":
+            _fail(f"`{name}` is still `...`: replace the ... with your class definition.")
+        _fail(f"`{name}` should be a class that subclasses torch.autograd.Function, "
+              f"but it is a {f.type_name}.")
+    return f
+
+
+def _probe_ran(f: Facts) -> FunctionProbe:
+    p = f.probe
+    if p.error is not None:
+        _fail(f"Calling {f.name}.apply(t) and then backward failed with {p.error}. Check that "
+              f"forward and backward are @staticmethods taking ctx, that forward saves its input "
+              f"with ctx.save_for_backward, and that both return tensors.")
+    return p
+
+
+def check_function(env, name: str) -> Facts:
+    """`name` is a torch.autograd.Function whose apply and backward run on a float tensor."""
+    f = _require_function(env, name)
+    _probe_ran(f)
+    return f
+
+
+def _reference_probe(reference, p: FunctionProbe):
+    t = torch.tensor(p.inputs, dtype=torch.float64, requires_grad=True)
+    out = reference(t)
+    (g_unit,) = torch.autograd.grad(out, t, grad_outputs=torch.ones_like(out), retain_graph=True)
+    (g_up,) = torch.autograd.grad(out, t, grad_outputs=torch.tensor(p.upstream, dtype=torch.float64))
+    return out.detach(), g_unit, g_up
+
+
+def check_function_forward(env, name: str, *, reference: Callable[[torch.Tensor], torch.Tensor]) -> Facts:
+    """`name`.apply(t) gives the same values as reference(t)."""
+    f = _require_function(env, name)
+    p = _probe_ran(f)
+    out, _, _ = _reference_probe(reference, p)
+    if not _close(p.forward, out):
+        _fail(f"{name}.apply(t) returns the wrong values. Check what forward() computes "
+              f"from its input.")
+    return f
+
+
+def check_function_gradcheck(env, name: str) -> Facts:
+    """torch.autograd.gradcheck (float64) accepts `name`: backward matches forward."""
+    f = _require_function(env, name)
+    p = _probe_ran(f)
+    if not p.gradcheck:
+        _fail(f"torch.autograd.gradcheck finds that {name}.backward() does not match "
+              f"{name}.forward(): the gradient it returns is not the derivative of what forward "
+              f"returns. Work out the derivative of forward by hand and compare.")
+    return f
+
+
+def check_function_upstream(env, name: str, *, reference: Callable[[torch.Tensor], torch.Tensor]) -> Facts:
+    """With a non-unit incoming gradient, `name`.backward returns grad_output * local derivative."""
+    f = _require_function(env, name)
+    p = _probe_ran(f)
+    _, g_unit, g_up = _reference_probe(reference, p)
+    if _close(p.grad_upstream, g_up):
+        return f
+    if _close(p.grad_upstream, g_unit):
+        _fail(f"{name}.backward() ignores grad_output, the gradient flowing in from later "
+              f"operations. By the chain rule it must return grad_output times the local "
+              f"derivative.")
+    _fail(f"{name}.backward() returns the wrong gradient when the incoming gradient is not 1. "
+          f"Return grad_output multiplied by the derivative of forward at the saved input.")

@@ -1,0 +1,22 @@
+from otter.test_files import test_case
+
+OK_FORMAT = False
+
+name = "q2"
+points = [0.25, 0.25, 0.5]
+
+@test_case(points=None, hidden=False)
+def test_q2_x_tracks_gradients(env):
+    import autograd_checks as ac
+    ac.check_tensor(env, 'x', requires_grad=True, leaf=True, shape=())
+
+@test_case(points=None, hidden=False)
+def test_q2_y_from_x(env):
+    import autograd_checks as ac
+    ac.check_computed_from(env, 'y', 'x', scalar=True)
+
+@test_case(points=None, hidden=False)
+def test_q2_backward_called(env):
+    import autograd_checks as ac
+    ac.check_backward_called(env, 'x', of='y')
+

@@ -1,0 +1,28 @@
+from otter.test_files import test_case
+
+OK_FORMAT = False
+
+name = "q6"
+points = [0.25, 0.25, 0.25, 0.25]
+
+@test_case(points=None, hidden=False)
+def test_q6_x_tracks_gradients(env):
+    import autograd_checks as ac
+    ac.check_tensor(env, 'x', requires_grad=True, leaf=True, shape=(10,))
+
+@test_case(points=None, hidden=False)
+def test_q6_Y_from_x(env):
+    import autograd_checks as ac
+    ac.check_tensor(env, 'Y', shape=(10,))
+    ac.check_computed_from(env, 'Y', 'x')
+
+@test_case(points=None, hidden=False)
+def test_q6_y_is_the_sum(env):
+    import autograd_checks as ac
+    ac.check_computed_from(env, 'y', 'x', scalar=True)
+
+@test_case(points=None, hidden=False)
+def test_q6_backward_called(env):
+    import autograd_checks as ac
+    ac.check_backward_called(env, 'x', of='y')
+
