@@ -117,6 +117,7 @@ class Facts:
     grad_kind: str = "none"        # none | tensor | other
     grad: TensorData | None = None
     grad_source: str = "unknown"   # autograd | edited | unknown
+    backward_passes: int = 0       # backward passes added up in .grad (0: unknown)
     probe: FunctionProbe | None = None
 
     def to_plain(self) -> dict:
@@ -128,11 +129,12 @@ class Facts:
 
 class _BackwardTracker:
     """Records, for every leaf that backward() writes a gradient into, which tensor object
-    autograd left in .grad and its version, so a hand-written .grad can be told apart."""
+    autograd left in .grad, its version and a copy of its values (edits through .data or NumPy
+    leave the version alone), and how many backward passes have added up in it."""
 
     def __init__(self) -> None:
         self.installed = False
-        self._records: dict[int, tuple[Any, Any, int]] = {}
+        self._records: dict[int, tuple[Any, Any, int, Any, int]] = {}
 
     def install(self) -> None:
         engine = Variable._execution_engine
@@ -143,23 +145,38 @@ class _BackwardTracker:
     def clear(self) -> None:
         self._records.clear()
 
-    def record(self, leaves: list) -> None:
+    def fresh(self, leaves: list) -> list[bool]:
+        """Before a backward pass: is each leaf's .grad empty (None or all zeros)?"""
+        result = []
         for leaf in leaves:
             grad = _get_grad(leaf)
-            if grad is not None:
-                self._records[id(leaf)] = (weakref.ref(leaf), weakref.ref(grad), _get_version(grad))
+            result.append(grad is None or not bool(_TB.any(_detach(grad))))
+        return result
 
-    def source(self, leaf) -> str:
-        grad = _get_grad(leaf)
+    def record(self, leaves: list, fresh: list[bool]) -> None:
+        for leaf, was_fresh in zip(leaves, fresh):
+            grad = _get_grad(leaf)
+            if grad is None:
+                continue
+            previous = self._records.get(id(leaf))
+            passes = 1 if was_fresh or previous is None or previous[0]() is not leaf else previous[4] + 1
+            snapshot = _TB.clone(_detach(grad))
+            self._records[id(leaf)] = (weakref.ref(leaf), weakref.ref(grad), _get_version(grad), snapshot, passes)
+
+    def source(self, tensor) -> tuple[str, int]:
+        """("autograd" | "edited" | "unknown", backward passes accumulated in .grad)."""
         if not self.installed:
-            return "unknown"
-        record = self._records.get(id(leaf))
-        if record is None or record[0]() is not leaf:
-            return "edited"
-        leaf_ref, grad_ref, version = record
-        if grad_ref() is grad and _get_version(grad) == version:
-            return "autograd"
-        return "edited"
+            return "unknown", 0
+        grad = _get_grad(tensor)
+        if not _get_is_leaf(tensor):   # .grad of a non-leaf exists only through retain_grad()
+            return ("autograd", 1) if _TB.__dict__["retains_grad"].__get__(tensor) else ("edited", 0)
+        record = self._records.get(id(tensor))
+        if record is None or record[0]() is not tensor:
+            return "edited", 0
+        _, grad_ref, version, snapshot, passes = record
+        same = (grad_ref() is grad and _get_version(grad) == version
+                and bool(torch.equal(_detach(grad), snapshot)))
+        return ("autograd", passes) if same else ("edited", 0)
 
 
 class _TrackingEngine:
@@ -175,12 +192,13 @@ class _TrackingEngine:
     def run_backward(self, t_outputs, *args, **kwargs):
         accumulate = kwargs.get("accumulate_grad", args[5] if len(args) > 5 else True)
         inputs = kwargs.get("inputs", args[3] if len(args) > 3 else ())
-        leaves = []
+        leaves, fresh = [], []
         if accumulate:
             leaves = [t for t in inputs if _get_is_leaf(t)] if inputs else _leaves_of(t_outputs)
+            fresh = self._tracker.fresh(leaves)
         result = self._engine.run_backward(t_outputs, *args, **kwargs)
         if accumulate:
-            self._tracker.record(leaves)
+            self._tracker.record(leaves, fresh)
         return result
 
 
@@ -243,7 +261,7 @@ def _default_probe_inputs() -> tuple[list[float], list[float]]:
 
 def _short_error(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{_type(exc).__name__}: {text[:200]}" if text else _type(exc).__name__
+    return f"it raised {_type(exc).__name__}: {text[:200]}" if text else f"it raised {_type(exc).__name__}"
 
 
 def _probe_function(cls, inputs: list[float], upstream: list[float]) -> FunctionProbe:
@@ -252,9 +270,9 @@ def _probe_function(cls, inputs: list[float], upstream: list[float]) -> Function
         t = _new_tensor(inputs, dtype=torch.float64, requires_grad=True)
         out = cls.apply(t)
         if _type(out) not in _PLAIN_TENSOR_TYPES:
-            return FunctionProbe(**probe, error=f"apply returned a {_type(out).__name__}, not a tensor")
+            return FunctionProbe(**probe, error=f"forward returned {_type(out).__name__} instead of a tensor")
         if tuple(_get_shape(out)) != tuple(_get_shape(t)):
-            return FunctionProbe(**probe, error=f"apply returned shape {tuple(_get_shape(out))} "
+            return FunctionProbe(**probe, error=f"forward returned shape {tuple(_get_shape(out))} "
                                  f"for an input of shape {tuple(_get_shape(t))}")
         probe["forward"] = _tensor_data(out).values
         ones = _ones(len(inputs), dtype=torch.float64)
@@ -283,6 +301,7 @@ def observe(obj: Any, name: str, *, probe_inputs: tuple[list[float], list[float]
         grad_fn = _get_grad_fn(obj)
         is_leaf = bool(_get_is_leaf(obj))
         grad_kind = "none" if grad is None else ("tensor" if _type(grad) in _PLAIN_TENSOR_TYPES else "other")
+        grad_source, passes = tracker.source(obj) if grad_kind != "none" else ("unknown", 0)
         return Facts(
             name=name, kind="tensor", type_name="Tensor", ident=id(obj),
             data=_tensor_data(obj),
@@ -291,13 +310,13 @@ def observe(obj: Any, name: str, *, probe_inputs: tuple[list[float], list[float]
             reaches=tuple(sorted({id(t) for t in _walk_leaves([grad_fn])})) if grad_fn is not None else (),
             grad_kind=grad_kind,
             grad=_tensor_data(grad) if grad_kind == "tensor" else None,
-            grad_source=tracker.source(obj) if grad_kind != "none" else "unknown",
+            grad_source=grad_source, backward_passes=passes,
         )
     if _isinstance(obj, _type) and _issubclass(obj, _FunctionBase) and obj is not _FunctionBase:
         inputs, upstream = probe_inputs or _default_probe_inputs()
         return Facts(name=name, kind="function", type_name=obj.__name__, ident=id(obj),
                      probe=_probe_function(obj, list(inputs), list(upstream)))
-    type_name = obj.__name__ if _isinstance(obj, _type) else kind_type.__name__
+    type_name = f"class {obj.__name__}" if _isinstance(obj, _type) else kind_type.__name__
     return Facts(name=name, kind="other", type_name=str(type_name)[:80], ident=id(obj))
 
 
@@ -355,6 +374,8 @@ def _flag(value) -> bool:
 
 def facts_from_plain(d: Mapping) -> Facts:
     """Rebuild Facts from JSON data, validating every field (the data came from a sandbox)."""
+    if not _isinstance(d, Mapping):
+        raise TypeError("facts must be a mapping")
     probe = d.get("probe")
     if probe is not None:
         probe = FunctionProbe(
@@ -374,17 +395,25 @@ def facts_from_plain(d: Mapping) -> Facts:
     if grad_source not in ("autograd", "edited", "unknown"):
         raise ValueError("bad grad source")
     reaches = d["reaches"]
-    if not _isinstance(reaches, list) or not all(_type(i) is int for i in reaches):
+    if not _isinstance(reaches, (list, tuple)) or not all(_type(i) is int for i in reaches):
         raise ValueError("bad reaches")
     if _type(d["ident"]) is not int:
         raise ValueError("bad ident")
+    passes = d.get("backward_passes", 0)
+    if _type(passes) is not int or passes < 0:
+        raise ValueError("bad backward_passes")
+    if (kind == "tensor") != (d["data"] is not None) or (grad_kind == "tensor") != (d["grad"] is not None):
+        raise ValueError("kind and data disagree")
+    if (kind == "function") != (probe is not None):
+        raise ValueError("kind and probe disagree")
     return Facts(
         name=_text(d["name"], 100), kind=kind, type_name=_text(d["type_name"], 100),
         ident=d["ident"], data=_tensor_data_from_plain(d["data"]),
         requires_grad=_flag(d["requires_grad"]), is_leaf=_flag(d["is_leaf"]),
         grad_fn=None if d["grad_fn"] is None else _text(d["grad_fn"], 100),
         reaches=tuple(reaches[:MAX_GRAPH_NODES]), grad_kind=grad_kind,
-        grad=_tensor_data_from_plain(d["grad"]), grad_source=grad_source, probe=probe,
+        grad=_tensor_data_from_plain(d["grad"]), grad_source=grad_source,
+        backward_passes=passes, probe=probe,
     )
 
 
@@ -444,7 +473,8 @@ def _require_tensor(env, name: str) -> Facts:
     if f.kind != "tensor":
         if f.type_name == "ellipsis":
             _fail(f"`{name}` is still `...`: replace the ... with your code, then run the cell.")
-        _fail(f"`{name}` should be a torch tensor, but it is a {f.type_name}. "
+        what = f"the {f.type_name} itself" if f.type_name.startswith("class ") else f"a {f.type_name}"
+        _fail(f"`{name}` should be a torch tensor, but it is {what}. "
               f"Create it with torch.tensor(...) or another torch function.")
     return f
 
@@ -527,18 +557,6 @@ def check_grad_value(env, name: str, *, of: str, reference: Callable[..., torch.
     if _close(f.grad.values, ref):
         return f
     got = _show(f.grad.values, f.grad.shape)
-    if _nonzero(ref):
-        for times in (2, 3, 4):
-            if _close(f.grad.values, ref * times):
-                _fail(f"`{name}.grad` is {got}, exactly {times} times the right value: backward() "
-                      f"ran {times} times and the gradients added up. Set {name}.grad = None "
-                      f"before calling backward() again (or run the question's cells once, in order).")
-        if _close(f.grad.values, -ref):
-            _fail(f"`{name}.grad` is {got}, which has the wrong sign. Check the signs in `{of}`.")
-    if ref.dim() == 0 and ref_value.dim() == 0 and not _close((float(ref_value),), ref) \
-            and _close(f.grad.values, ref_value.reshape(1)):
-        _fail(f"`{name}.grad` is {got}, which is the value of the function the exercise asks "
-              f"for, not its derivative. Compute `{of}` as the exercise says and call backward().")
     wrong_point = _wrong_point(env, at)
     if wrong_point is not None:
         where, student_at = wrong_point
@@ -546,6 +564,18 @@ def check_grad_value(env, name: str, *, of: str, reference: Callable[..., torch.
         if _close(f.grad.values, grads_there[name]):
             _fail(f"`{name}.grad` is the right derivative, but at {where}: the exercise asks for "
                   f"it at a different point. Check the values you created the tensors with.")
+    if _nonzero(ref):
+        times = f.backward_passes
+        if times > 1 and _close(f.grad.values, ref * times):
+            _fail(f"`{name}.grad` is {got}, exactly {times} times the right value: backward() "
+                  f"ran {times} times and the gradients added up. Set {name}.grad = None "
+                  f"before calling backward() again (or run the question's cells once, in order).")
+        if _close(f.grad.values, -ref):
+            _fail(f"`{name}.grad` is {got}, which has the wrong sign. Check the signs in `{of}`.")
+    if ref.dim() == 0 and ref_value.dim() == 0 and not _close((float(ref_value),), ref) \
+            and _close(f.grad.values, ref_value.reshape(1)):
+        _fail(f"`{name}.grad` is {got}, which is the value of the function the exercise asks "
+              f"for, not its derivative. Compute `{of}` as the exercise says and call backward().")
     _fail(f"`{name}.grad` is {got}, which is not the right derivative. Check that `{of}` is "
           f"computed exactly as the exercise says, then run the question's cells again in order.")
 
@@ -579,6 +609,9 @@ def _require_function(env, name: str) -> Facts:
     if f.kind != "function":
         if f.type_name == "ellipsis":
             _fail(f"`{name}` is still `...`: replace the ... with your class definition.")
+        if f.type_name.startswith("class "):
+            _fail(f"`{name}` is a class, but it does not subclass torch.autograd.Function. "
+                  f"Define it as: class {name}(torch.autograd.Function): ...")
         _fail(f"`{name}` should be a class that subclasses torch.autograd.Function, "
               f"but it is a {f.type_name}.")
     return f
@@ -587,7 +620,7 @@ def _require_function(env, name: str) -> Facts:
 def _probe_ran(f: Facts) -> FunctionProbe:
     p = f.probe
     if p.error is not None:
-        _fail(f"Calling {f.name}.apply(t) and then backward failed with {p.error}. Check that "
+        _fail(f"Calling {f.name}.apply(t) and differentiating it did not work: {p.error}. Check that "
               f"forward and backward are @staticmethods taking ctx, that forward saves its input "
               f"with ctx.save_for_backward, and that both return tensors.")
     return p

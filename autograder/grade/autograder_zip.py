@@ -1,0 +1,107 @@
+"""The autograder zip as the grader sees it: questions, test files, points, the checks module.
+
+The zip is extracted into a private folder of the supervisor that no sandbox can see. Only
+the checks module (public: students have it too) is copied to a folder the workers mount.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import UserError
+
+CHECKS_MODULE = "autograd_checks.py"
+MAX_ZIP_BYTES = 64 * 2**20
+
+
+@dataclass(frozen=True)
+class Question:
+    name: str
+    test_path: Path        # tests/qN.py inside the private extraction
+    names: tuple[str, ...]  # the student names its tests look at
+    points: float
+
+
+@dataclass
+class Autograder:
+    zip_path: Path
+    digest: str
+    private_dir: Path      # extracted zip: hidden tests live here
+    public_dir: Path       # just the checks module, for the workers
+    questions: list[Question]
+
+    def question(self, name: str) -> Question | None:
+        return next((q for q in self.questions if q.name == name), None)
+
+    @property
+    def max_points(self) -> float:
+        return sum(q.points for q in self.questions)
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.private_dir, ignore_errors=True)
+        shutil.rmtree(self.public_dir, ignore_errors=True)
+
+
+def _names_used(source: str) -> tuple[str, ...]:
+    """Identifier-like string constants in a test file: the names its checks look up."""
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.isidentifier():
+            names.add(node.value)
+    return tuple(sorted(names - {"env"}))
+
+
+def load_autograder(zip_path: Path) -> Autograder:
+    from otter.nbmeta_config import NBMetadataConfig
+    from otter.test_files import create_test_file
+
+    zip_path = Path(zip_path)
+    if not zip_path.is_file():
+        raise UserError(f"autograder zip not found: {zip_path} (build it with `autograder build LAB`)")
+    if zip_path.stat().st_size > MAX_ZIP_BYTES:
+        raise UserError(f"{zip_path} is larger than {MAX_ZIP_BYTES >> 20} MB; is it really an autograder zip?")
+    data = zip_path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    private = Path(tempfile.mkdtemp(prefix="autograder-private-"))
+    public = Path(tempfile.mkdtemp(prefix="autograder-public-"))
+    try:
+        with zipfile.ZipFile(zip_path) as zf:
+            for info in zf.infolist():
+                parts = Path(info.filename).parts
+                if info.filename.startswith("/") or ".." in parts:
+                    raise UserError(f"{zip_path} contains an unsafe path: {info.filename}")
+            zf.extractall(private)
+    except zipfile.BadZipFile:
+        raise UserError(f"{zip_path} is not a zip file") from None
+    checks = private / "files" / CHECKS_MODULE
+    tests_dir = private / "tests"
+    if not tests_dir.is_dir():
+        raise UserError(f"{zip_path} has no tests/ folder: is it an otter autograder zip?")
+    if not checks.is_file():
+        raise UserError(f"{zip_path} has no files/{CHECKS_MODULE}: rebuild it with `autograder build LAB`")
+    shutil.copy(checks, public / CHECKS_MODULE)
+    public.chmod(0o755)
+    (public / CHECKS_MODULE).chmod(0o644)
+
+    questions = []
+    for path in sorted(tests_dir.glob("*.py"), key=lambda p: _natural_key(p.stem)):
+        test_file = create_test_file(str(path), NBMetadataConfig())
+        questions.append(Question(
+            name=test_file.name, test_path=path, names=_names_used(path.read_text()),
+            points=float(test_file.possible),
+        ))
+    if not questions:
+        raise UserError(f"{zip_path} has no test files under tests/")
+    return Autograder(zip_path=zip_path, digest=digest, private_dir=private, public_dir=public,
+                      questions=questions)
+
+
+def _natural_key(name: str):
+    import re
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]

@@ -1,0 +1,167 @@
+"""Runs a submission's cells inside the sandbox and reports plain observations.
+
+Nothing here decides a score. At each `grader.check("qN")` the harness observes the names
+that question's tests use (autograd_checks.observe: numbers, shapes, flags, probe results)
+and writes them as one JSON line to the record pipe. The judge, in another process, reads
+those lines; it never imports or unpickles anything from here.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import os
+import subprocess
+import sys
+import types
+
+import autograd_checks
+from IPython.core.inputtransformer2 import TransformerManager
+
+_transformer = TransformerManager()
+_json_dumps = json.dumps
+_write = os.write
+_getpid = os.getpid
+
+# Magics that mean nothing in a graded run, and those whose cell body simply runs.
+_NO_OP_LINE_MAGICS = {"matplotlib", "config", "load_ext", "reload_ext", "autoreload", "pylab",
+                      "pip", "conda", "precision", "pprint", "xmode", "who", "whos", "env", "cd",
+                      "pwd", "ls", "history", "colors"}
+_RUN_BODY_CELL_MAGICS = {"time", "timeit", "capture", "prun"}
+_NO_OP_CELL_MAGICS = {"html", "markdown", "latex", "javascript", "js", "svg", "bash", "sh", "script"}
+
+
+class UnsupportedMagic(Exception):
+    """An IPython magic the graded run does not honour (the cell errors, as in a kernel)."""
+
+
+class _Shell:
+    """The bits of IPython's get_ipython() that notebook code reaches for."""
+
+    def __init__(self, namespace: dict) -> None:
+        self.user_ns = namespace
+
+    def run_line_magic(self, name, line, _stack_depth=1):
+        if name in _NO_OP_LINE_MAGICS:
+            return None
+        if name in ("time", "timeit"):
+            exec(compile(line, "<magic>", "exec"), self.user_ns)
+            return None
+        raise UnsupportedMagic(f"%{name} is not available in graded runs")
+
+    def run_cell_magic(self, name, line, cell):
+        if name in _RUN_BODY_CELL_MAGICS:
+            exec(compile(_transformer.transform_cell(cell), "<cell>", "exec"), self.user_ns)
+            return None
+        if name in _NO_OP_CELL_MAGICS:
+            return None
+        if name == "writefile":
+            path = line.split()[-1] if line.split() else "untitled.txt"
+            with open(path, "a" if "-a" in line.split() else "w") as f:
+                f.write(cell)
+            return None
+        raise UnsupportedMagic(f"%%{name} is not available in graded runs")
+
+    def system(self, cmd):
+        subprocess.run(cmd, shell=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=30)
+
+    def getoutput(self, cmd, split=True):
+        done = subprocess.run(cmd, shell=True, stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, timeout=30)
+        return done.stdout.splitlines() if split else done.stdout
+
+    def ev(self, expr):
+        return eval(expr, self.user_ns)
+
+    def ex(self, code):
+        exec(code, self.user_ns)
+
+
+class Recorder:
+    """Writes one JSON line per event to the record pipe (one write call per line)."""
+
+    def __init__(self, fd: int, nonce: str) -> None:
+        self.fd, self.nonce = fd, nonce
+
+    def emit(self, record: dict) -> None:
+        record["pid"], record["nonce"] = _getpid(), self.nonce
+        data = (_json_dumps(record) + "\n").encode()
+        while data:
+            data = data[_write(self.fd, data):]
+
+
+def _otter_shim(checkpoint) -> types.ModuleType:
+    """Stands in for `otter` in the student's namespace: grader.check observes, nothing else."""
+    module = types.ModuleType("otter")
+
+    class Notebook:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def check(self, question, *args, **kwargs):
+            checkpoint(str(question))
+
+        def check_all(self, *args, **kwargs):
+            return None
+
+        def export(self, *args, **kwargs):
+            return None
+
+        def __getattr__(self, name):
+            return lambda *args, **kwargs: None
+
+    module.Notebook = Notebook
+    return module
+
+
+def run_cells(job: dict, recorder: Recorder) -> None:
+    """Execute the job's cells in order, skipping failed segments, observing at checkpoints."""
+    cells: list[str] = job["cells"]
+    segments: list[int] = job["segments"]
+    questions: dict = job["questions"]          # name -> {"segment": int, "names": [...]}
+    skip = set(job["skip"])
+    probe = job.get("probe")
+    probe_inputs = (probe[0], probe[1]) if probe else None
+    observe_names = autograd_checks.observe_names
+
+    namespace: dict = {"__name__": "__main__", "__builtins__": builtins}
+    observed: set[str] = set()
+
+    def checkpoint(question: str) -> None:
+        spec = questions.get(question)
+        if spec is None or spec["segment"] in skip:
+            return
+        facts = observe_names(namespace, spec["names"], probe_inputs=probe_inputs)
+        recorder.emit({"t": "obs", "q": question, "facts": [f.to_plain() for f in facts.values()]})
+        observed.add(question)
+
+    shell = _Shell(namespace)
+    sys.modules["otter"] = _otter_shim(checkpoint)
+    builtins.get_ipython = lambda: shell
+    builtins.display = lambda *args, **kwargs: None
+
+    current = None
+    for index, source in enumerate(cells):
+        segment = segments[index]
+        if segment in skip:
+            continue
+        if segment != current:
+            recorder.emit({"t": "seg", "s": segment})
+            current = segment
+        try:
+            code = compile(_transformer.transform_cell(source), f"<cell {index}>", "exec")
+            exec(code, namespace)
+        except BaseException as exc:  # a failing cell is the student's; carry on like a kernel
+            recorder.emit({"t": "err", "s": segment, "e": type(exc).__name__[:60]})
+
+    end = job["end_segment"]               # questions never checked are observed at the end
+    if end in skip:
+        recorder.emit({"t": "done"})
+        return
+    if current != end:
+        recorder.emit({"t": "seg", "s": end})
+    for question, spec in questions.items():
+        if question not in observed and spec["segment"] not in skip:
+            checkpoint(question)
+    recorder.emit({"t": "done"})

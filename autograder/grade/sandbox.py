@@ -1,0 +1,170 @@
+"""Warm workers in bubblewrap sandboxes, driven by the supervisor.
+
+Each worker sees a read-only system (/usr, /etc, the Python install, the venv, this package),
+a private /tmp, no network and no other processes; it does not see the hidden tests, the
+output folder, the submissions or the user's home. It gets each submission's code over a
+pipe and answers with plain observations (see worker.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from ..errors import UserError
+
+_READY_TIMEOUT = 120
+
+
+class SandboxUnavailable(UserError):
+    pass
+
+
+def _package_root() -> Path:
+    import autograder
+    return Path(autograder.__file__).resolve().parent
+
+
+def bwrap_command(public_dir: Path) -> list[str]:
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        raise SandboxUnavailable(
+            "bubblewrap (bwrap) is not installed, so submissions cannot be isolated. "
+            "Install it with `sudo apt-get install -y bubblewrap` (or `make test` as root), "
+            "or pass --no-sandbox to grade without isolation (not safe for untrusted code).")
+    if os.geteuid() != 0:
+        raise SandboxUnavailable(
+            "the sandbox needs root to give every submission its own uid and namespaces; "
+            "run `autograder grade` as root (e.g. in a VM or CI runner), or pass --no-sandbox")
+    venv = Path(sys.prefix).resolve()
+    base = Path(sys.base_prefix).resolve()
+    package = _package_root()
+    bind, parents = [], set()
+    for path in sorted({venv, base, package, Path(public_dir).resolve()}):
+        parents.update(p for p in path.parents if str(p) not in ("/", "/tmp"))
+        bind += ["--ro-bind", str(path), str(path)]
+    # bwrap would create the parents of bind targets as 0700: readable ones for the run's uid
+    bind = [arg for p in sorted(parents, key=lambda p: len(p.parts))
+            for arg in ("--perms", "0755", "--dir", str(p))] + bind
+    for path in ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib64", "/lib32"):
+        bind += ["--ro-bind-try", path, path]
+    env = {
+        "PATH": f"{venv / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": "/tmp", "LANG": "C.UTF-8", "MPLBACKEND": "Agg", "MPLCONFIGDIR": "/tmp/mpl",
+        "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+        "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(package.parent),
+    }
+    setenv = [arg for k, v in env.items() for arg in ("--setenv", k, v)]
+    return [bwrap, "--die-with-parent", "--new-session", "--unshare-net", "--unshare-ipc",
+            "--unshare-uts", "--unshare-pid", "--unshare-cgroup-try", "--cap-add", "ALL",
+            "--tmpfs", "/tmp", *bind, "--dev", "/dev", "--proc", "/proc",
+            "--clearenv", *setenv, "--chdir", "/tmp"]
+
+
+class Worker:
+    """One warm worker process; one job at a time."""
+
+    def __init__(self, slot: int, public_dir: Path, sandboxed: bool) -> None:
+        self.slot = slot
+        base = [sys.executable, "-m", "autograder.grade.worker", "--slot", str(slot),
+                "--checks-dir", str(public_dir)]
+        if sandboxed:
+            command = bwrap_command(public_dir) + base
+        else:
+            command = base + ["--no-sandbox"]
+        env = None if sandboxed else {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg",
+                                      "PYTHONPATH": str(_package_root().parent)}
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            text=True, bufsize=1, env=env)
+        ready = self._readline()
+        if not ready or not json.loads(ready).get("ready"):
+            self.close()
+            raise SandboxUnavailable(
+                "the grading sandbox did not start (bubblewrap failed or the worker crashed); "
+                "check that `bwrap --ro-bind / / true` works here, or pass --no-sandbox")
+
+    def _readline(self) -> str:
+        return self.process.stdout.readline()
+
+    def run(self, job: dict) -> dict | None:
+        try:
+            self.process.stdin.write(json.dumps(job) + "\n")
+            self.process.stdin.flush()
+            line = self._readline()
+        except (BrokenPipeError, OSError):
+            return None
+        return json.loads(line) if line else None
+
+    def close(self) -> None:
+        try:
+            self.process.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class WorkerPool:
+    """N workers pulling jobs from one queue; answers come back in completion order."""
+
+    def __init__(self, size: int, public_dir: Path, sandboxed: bool) -> None:
+        self.size, self.public_dir, self.sandboxed = size, public_dir, sandboxed
+        self.jobs: queue.Queue = queue.Queue(maxsize=size * 4)
+        self.answers: queue.Queue = queue.Queue()
+        starters = [threading.Thread(target=self._start, args=(slot,)) for slot in range(size)]
+        self.workers: list[Worker] = []
+        self.errors: list[Exception] = []
+        for t in starters:
+            t.start()
+        for t in starters:
+            t.join()
+        if self.errors:
+            self.close()
+            raise self.errors[0]
+        self.threads = [threading.Thread(target=self._serve, args=(w,), daemon=True) for w in self.workers]
+        for t in self.threads:
+            t.start()
+
+    def _start(self, slot: int) -> None:
+        try:
+            self.workers.append(Worker(slot, self.public_dir, self.sandboxed))
+        except Exception as exc:
+            self.errors.append(exc)
+
+    def _serve(self, worker: Worker) -> None:
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            answer = worker.run(job)
+            if answer is None:   # the worker itself died (not the student's run): restart, retry once
+                worker.close()
+                try:
+                    worker = Worker(worker.slot, self.public_dir, self.sandboxed)
+                    answer = worker.run(job)
+                except Exception:
+                    answer = None
+                if answer is None:
+                    answer = {"id": job["id"], "error": "the grading worker crashed twice on this submission"}
+            self.answers.put(answer)
+
+    def submit(self, job: dict) -> None:
+        self.jobs.put(job)
+
+    def close(self) -> None:
+        for _ in self.workers:
+            self.jobs.put(None)
+        for t in getattr(self, "threads", []):
+            t.join(timeout=30)
+        for w in self.workers:
+            w.close()
