@@ -41,6 +41,54 @@ def build(lab):
     click.echo(f"  solution:         {result.solution_dir}")
 
 
+@cli.command()
+@click.option("-a", "--autograder", "autograder_zip", required=True, type=click.Path(path_type=Path),
+              help="The autograder zip (dist/LAB/autograder.zip).")
+@click.option("-o", "--output-dir", "out", default=".", show_default=True, type=click.Path(path_type=Path),
+              help="Folder for final_grades.csv, results/, feedback/.")
+@click.option("--ext", type=click.Choice(["ipynb", "zip"]), default="ipynb", show_default=True,
+              help="Which files in PATHS folders are submissions.")
+@click.option("--timeout", type=float, default=60.0, show_default=True,
+              help="Wall seconds for one submission, all questions together.")
+@click.option("--question-timeout", type=float, default=10.0, show_default=True,
+              help="Wall seconds for one question's cells.")
+@click.option("--memory-mb", type=int, default=2048, show_default=True, help="Memory per submission.")
+@click.option("--containers", type=int, default=None, help="Parallel workers (default: number of cores).")
+@click.option("--summaries", is_flag=True, help="Also write feedback/<submission>.md for students.")
+@click.option("--no-sandbox", is_flag=True, help="Run submissions WITHOUT isolation (trusted code only).")
+@click.option("-n", "--name", default=None, help="Assignment name (accepted for otter compatibility).")
+@click.option("--no-network", is_flag=True, help="Accepted for otter compatibility: there is never a network.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+def grade(autograder_zip, out, ext, timeout, question_timeout, memory_mb, containers, summaries,
+          no_sandbox, name, no_network, quiet, paths):
+    """Grade every submission in PATHS (files, folders, Canvas/Moodle downloads) in isolation."""
+    from .grade import Limits, grade_batch
+
+    limits = Limits(timeout=timeout, question_timeout=min(question_timeout, timeout), memory_mb=memory_mb)
+    summary = grade_batch(autograder_zip, list(paths), out, ext=ext, containers=containers,
+                          limits=limits, sandbox=not no_sandbox, summaries=summaries,
+                          progress=not quiet)
+    problems = sum(1 for r in summary.results if r.status != "graded" or
+                   any(not q.graded_normally for q in r.questions))
+    click.echo(f"graded {len(summary.results)} submissions in {summary.seconds:.1f}s "
+               f"({summary.graded_now} run, {summary.reused} reused from an earlier run, "
+               f"{problems} not graded normally)")
+    click.echo(f"  grades:   {summary.final_grades}")
+    click.echo(f"  results:  {summary.out / 'results'}")
+    if summaries:
+        click.echo(f"  feedback: {summary.out / 'feedback'}")
+
+
+def _register_subcommands() -> None:
+    from .export.cli import export_group
+
+    cli.add_command(export_group)
+
+
+_register_subcommands()
+
+
 def main():
     cli(prog_name="autograder")
 

@@ -33,6 +33,7 @@ class StudentRef:
 
 @dataclass(frozen=True)
 class TestCaseResult:
+    __test__ = False   # not a pytest test class, despite the name
     name: str                      # e.g. "test_q1_grad_value"
     hidden: bool
     points: float                  # earned

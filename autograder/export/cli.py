@@ -49,8 +49,10 @@ def export_group():
               help="The assignment's column header from the export, id included.")
 @click.option("-o", "--output", "dest", type=_PATH, default=None,
               help="Import CSV to write [default: OUT/canvas_import.csv].")
-@click.option("--points", type=float, default=None, help="Scale scores so a full score is N points.")
-@click.option("--missing-zero", is_flag=True, help="Write 0 for students with no submission.")
+@click.option("--points", type=float, default=None, metavar="N",
+              help="Scale scores so a full score is N points [default: raw points].")
+@click.option("--missing-zero", is_flag=True,
+              help="Write 0 for students with no submission (a grade Canvas has is kept).")
 @click.option("--late-penalty", type=float, default=None, metavar="PCT",
               help="Percent taken off per started day late (files Canvas marked LATE); needs --due.")
 @click.option("--due", default=None, metavar="ISO8601",
@@ -71,7 +73,7 @@ def canvas_cmd(out, gradebook, assignment, dest, points, missing_zero, late_pena
               help="Moodle offline grading worksheet (Grading action > Download grading worksheet).")
 @click.option("-o", "--output", "dest", type=_PATH, default=None,
               help="Filled worksheet to write [default: OUT/moodle_grades.csv].")
-@click.option("--points", type=float, default=None,
+@click.option("--points", type=float, default=None, metavar="N",
               help="Scale grades to N points [default: each row's Maximum grade].")
 def moodle_cmd(out, worksheet, dest, points):
     """Fill Grade and Feedback comments of a Moodle grading worksheet."""

@@ -83,6 +83,8 @@ class Worker:
         self.process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             text=True, bufsize=1, env=env)
+
+    def wait_ready(self) -> None:
         ready = self._readline()
         if not ready or not json.loads(ready).get("ready"):
             self.close()
@@ -121,25 +123,18 @@ class WorkerPool:
         self.size, self.public_dir, self.sandboxed = size, public_dir, sandboxed
         self.jobs: queue.Queue = queue.Queue(maxsize=size * 4)
         self.answers: queue.Queue = queue.Queue()
-        starters = [threading.Thread(target=self._start, args=(slot,)) for slot in range(size)]
-        self.workers: list[Worker] = []
-        self.errors: list[Exception] = []
-        for t in starters:
-            t.start()
-        for t in starters:
-            t.join()
-        if self.errors:
+        # Started from this thread on purpose: bwrap --die-with-parent watches the thread that
+        # spawned it, so a worker started from a short-lived thread would be killed with it.
+        self.workers = [Worker(slot, public_dir, sandboxed) for slot in range(size)]
+        try:
+            for worker in self.workers:
+                worker.wait_ready()
+        except Exception:
             self.close()
-            raise self.errors[0]
+            raise
         self.threads = [threading.Thread(target=self._serve, args=(w,), daemon=True) for w in self.workers]
         for t in self.threads:
             t.start()
-
-    def _start(self, slot: int) -> None:
-        try:
-            self.workers.append(Worker(slot, self.public_dir, self.sandboxed))
-        except Exception as exc:
-            self.errors.append(exc)
 
     def _serve(self, worker: Worker) -> None:
         while True:
@@ -151,6 +146,7 @@ class WorkerPool:
                 worker.close()
                 try:
                     worker = Worker(worker.slot, self.public_dir, self.sandboxed)
+                    worker.wait_ready()
                     answer = worker.run(job)
                 except Exception:
                     answer = None

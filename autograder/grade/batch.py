@@ -1,0 +1,229 @@
+"""`autograder grade`: a whole batch, every submission isolated, nothing lost.
+
+Flow: discover inputs -> read and validate each (invalid files become rows at once) ->
+warm sandboxed workers run the rest -> the judge turns observations into results -> each
+result is written atomically as it finishes -> final_grades.csv and the manifest at the end.
+A record per (file content, autograder) makes an interrupted batch resume where it stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ..errors import UserError
+from ..results import GRADED, SubmissionResult, load_record, save_record, write_manifest
+from .autograder_zip import load_autograder
+from .isolate import Limits
+from .judge import Judge, build_job
+from .outputs import load_ag_config, write_feedback, write_final_grades, write_results_json
+from .sandbox import WorkerPool
+from .submission import InputFile, InvalidSubmission, content_digest, discover, read_cells
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    out: Path
+    results: list[SubmissionResult]
+    graded_now: int
+    reused: int
+    seconds: float
+
+    @property
+    def final_grades(self) -> Path:
+        return self.out / "final_grades.csv"
+
+
+class _Progress:
+    """A progress bar on a terminal, plain lines otherwise."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total, self.done, self.start = total, 0, time.monotonic()
+        self.bar = None
+        self.enabled = enabled
+        self.last_line = 0.0
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, unit="sub", desc="grading", dynamic_ncols=True)
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+            return
+        now = time.monotonic()
+        if self.enabled and (now - self.last_line >= 2.0 or self.done == self.total):
+            self.last_line = now
+            elapsed = now - self.start
+            rate = self.done / elapsed if elapsed > 0 else 0.0
+            eta = (self.total - self.done) / rate if rate > 0 else 0.0
+            print(f"graded {self.done}/{self.total} ({rate:.1f}/s, ETA {eta:.0f}s)", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _invalid(item: InputFile, digest: str, reason: str) -> SubmissionResult:
+    return SubmissionResult(file=item.file, source=item.source, digest=digest, status=reason,
+                            student=item.student, submitted_at=item.submitted_at)
+
+
+def _identity(result: SubmissionResult, item: InputFile) -> SubmissionResult:
+    """A record is keyed by content; the file it belongs to in this batch is the item's."""
+    return replace(result, file=item.file, source=item.source, student=item.student,
+                   submitted_at=item.submitted_at, counts=True, note="")
+
+
+def mark_resubmissions(results: list[SubmissionResult]) -> list[SubmissionResult]:
+    """Two files of one LMS student: both graded, the newest counts, the older says so."""
+    newest: dict[tuple[str, str], SubmissionResult] = {}
+    for r in results:
+        if not r.student.key:
+            continue
+        k = (r.student.lms, r.student.key)
+        order = (r.submitted_at, r.student.attempt, r.source)
+        if k not in newest or order > (newest[k].submitted_at, newest[k].student.attempt, newest[k].source):
+            newest[k] = r
+    marked = []
+    for r in results:
+        k = (r.student.lms, r.student.key)
+        if r.student.key and newest[k] is not r:
+            marked.append(r.with_counts(False, f"superseded by a newer file: {newest[k].source}"))
+        elif r.student.key and sum(1 for o in results if (o.student.lms, o.student.key) == k) > 1:
+            marked.append(r.with_counts(True, "newest of several files from this student: this one counts"))
+        else:
+            marked.append(r)
+    return marked
+
+
+def grade_batch(autograder_zip: Path, paths: list[Path], out: Path, *, ext: str = "ipynb",
+                containers: int | None = None, limits: Limits = Limits(), sandbox: bool = True,
+                summaries: bool = False, progress: bool = True) -> BatchSummary:
+    started = time.monotonic()
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"cannot write to the output folder {out}: {exc.strerror}") from None
+    if ext not in ("ipynb", "zip"):
+        raise UserError("--ext must be ipynb or zip")
+    items = discover([Path(p) for p in paths], ext)
+    if not items:
+        raise UserError(f"no submissions (*.{ext}) found in: {', '.join(str(p) for p in paths)}")
+    if not sandbox:
+        warnings.warn("grading WITHOUT a sandbox: submissions can read the hidden tests, the "
+                      "network and each other's files; use this only for trusted code", stacklevel=2)
+        print("autograder: warning: --no-sandbox: submissions run without isolation", file=sys.stderr)
+
+    autograder = load_autograder(Path(autograder_zip))
+    try:
+        return _grade(autograder, items, out, containers, limits, sandbox, summaries, progress, started)
+    finally:
+        autograder.cleanup()
+
+
+def _grade(autograder, items, out, containers, limits, sandbox, summaries, progress, started) -> BatchSummary:
+    ag_config = load_ag_config(autograder)
+    judge = Judge(autograder)
+    results: list[SubmissionResult | None] = [None] * len(items)
+    waiting: dict[str, list[int]] = {}   # digest -> indexes of the items with that content
+    jobs: list[tuple[str, dict]] = []
+    reused = 0
+    meter = _Progress(len(items), progress)
+
+    def finish(index: int, result: SubmissionResult, fresh: bool) -> None:
+        result = _identity(result, items[index])
+        results[index] = result
+        if fresh and not result.status.startswith("grader error"):   # grader errors are retried
+            save_record(out, result)
+        write_results_json(out, result, autograder, ag_config)
+        meter.update()
+
+    for index, item in enumerate(items):
+        try:
+            data = item.read()
+        except InvalidSubmission as exc:
+            finish(index, _invalid(item, "unreadable-" + str(index), str(exc)), fresh=False)
+            continue
+        except OSError as exc:
+            finish(index, _invalid(item, "unreadable-" + str(index), f"could not read the file ({exc.strerror})"), fresh=False)
+            continue
+        digest = content_digest(data, autograder.digest)
+        cached = load_record(out, digest)
+        if cached is not None:
+            reused += 1
+            finish(index, cached, fresh=False)
+            continue
+        if digest in waiting:
+            waiting[digest].append(index)
+            continue
+        waiting[digest] = [index]
+        try:
+            cells = read_cells(data)
+        except InvalidSubmission as exc:
+            for i in waiting.pop(digest):
+                finish(i, _invalid(items[i], digest, str(exc)), fresh=True)
+            continue
+        del data
+        if not cells:
+            empty = SubmissionResult(file=item.file, source=item.source, digest=digest,
+                                     status="no code cells (empty notebook)")
+            for i in waiting.pop(digest):
+                finish(i, empty, fresh=True)
+            continue
+        jobs.append((digest, build_job(digest, cells, autograder, limits.to_plain(), digest + autograder.digest)))
+
+    graded_now = 0
+    if jobs:
+        size = max(1, min(containers or os.cpu_count() or 1, len(jobs)))
+        pool = WorkerPool(size, autograder.public_dir, sandbox)
+        probes = {digest: job["probe"] for digest, job in jobs}
+
+        def feed() -> None:
+            for _, job in jobs:
+                pool.submit(job)
+
+        feeder = threading.Thread(target=feed, daemon=True)
+        feeder.start()
+        try:
+            for _ in range(len(jobs)):
+                answer = pool.answers.get()
+                digest = answer["id"]
+                result = _judged(judge, answer, probes[digest], items[waiting[digest][0]], digest)
+                for i in waiting.pop(digest):
+                    finish(i, result, fresh=True)
+                graded_now += 1
+        finally:
+            pool.close()
+    meter.close()
+
+    final = mark_resubmissions([r for r in results if r is not None])
+    write_manifest(out, final)
+    write_final_grades(out, final, autograder)
+    if summaries:
+        for r in final:
+            write_feedback(out, r)
+    return BatchSummary(out=out, results=final, graded_now=graded_now, reused=reused,
+                        seconds=time.monotonic() - started)
+
+
+def _judged(judge: Judge, answer: dict, probe, item: InputFile, digest: str) -> SubmissionResult:
+    if "error" in answer:
+        return SubmissionResult(file=item.file, source=item.source, digest=digest,
+                                status=f"grader error: {answer['error']}")
+    status = GRADED
+    if answer.get("tampered"):   # forged records may hide among real ones: trust none of them
+        status = "tampering detected: the submission wrote to the grader's channel"
+        answer = {"observations": {}, "status": {q: "tampering detected" for q in answer.get("status", {})}}
+    questions = judge.judge(answer, probe)
+    return SubmissionResult(file=item.file, source=item.source, digest=digest, status=status,
+                            questions=questions, runtime_s=float(answer.get("seconds", 0.0)))
