@@ -107,15 +107,20 @@ def _run_otter_assign(staged: Path, result: Path, master: MasterNotebook) -> Non
 
 
 def _explain_failed_solution(text: str, master: MasterNotebook) -> str:
-    failed = sorted(set(re.findall(r"^(q\w+) results:", text, flags=re.M)) & set(master.question_names()))
-    if not failed:
-        return f"the solutions in {master.path} fail their own tests: {text.splitlines()[-1]}"
+    """otter's summary lists every question; name those with a failed case and the first reason."""
+    blocks = re.split(r"^\s*(\S+) results:", text, flags=re.M)
     parts = []
-    for name in failed:
-        cell = master.question(name).cell_index
-        block = text.split(f"{name} results:", 1)[1]
-        reason = next((ln.strip() for ln in block.splitlines() if "Error" in ln or "AssertionError" in ln), "")
-        parts.append(f"question {name} (cell {cell}){': ' + reason if reason else ''}")
+    for name, block in zip(blocks[1::2], blocks[2::2]):
+        if "❌" not in block and "failed" not in block.lower():
+            continue
+        where = f"question {name}"
+        if name in master.question_names():
+            where += f" (cell {master.question(name).cell_index})"
+        reason = next((ln.strip() for ln in block.splitlines()
+                       if ln.strip().startswith(("CheckFailed", "AssertionError")) or "Error:" in ln), "")
+        parts.append(where + (f": {reason}" if reason else ""))
+    if not parts:
+        return f"the solutions in {master.path} fail their own tests"
     return f"the solution fails its own tests in {'; '.join(parts)}"
 
 
