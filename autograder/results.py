@@ -111,9 +111,7 @@ def write_atomic(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, path)   # atomic: a reader or a killed run never sees half a file
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

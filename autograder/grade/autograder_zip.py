@@ -7,12 +7,14 @@ the checks module (public: students have it too) is copied to a folder the worke
 from __future__ import annotations
 
 import ast
+import copy
 import hashlib
 import shutil
 import tempfile
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..errors import UserError
 
@@ -26,6 +28,13 @@ class Question:
     test_path: Path        # tests/qN.py inside the private extraction
     names: tuple[str, ...]  # the student names its tests look at
     points: float
+    template: Any = field(default=None, compare=False, repr=False)  # otter's TestFile, loaded once
+
+    def test_file(self):
+        """A fresh otter TestFile for one submission (a shallow copy: the test code is shared)."""
+        fresh = copy.copy(self.template)
+        fresh.test_case_results = []
+        return fresh
 
 
 @dataclass
@@ -94,7 +103,7 @@ def load_autograder(zip_path: Path) -> Autograder:
         test_file = create_test_file(str(path), NBMetadataConfig())
         questions.append(Question(
             name=test_file.name, test_path=path, names=_names_used(path.read_text()),
-            points=float(test_file.possible),
+            points=float(test_file.possible), template=test_file,
         ))
     if not questions:
         raise UserError(f"{zip_path} has no test files under tests/")

@@ -54,11 +54,6 @@ class Judge:
         import autograd_checks
         self.checks = autograd_checks
 
-    def _test_file(self, question):
-        from otter.nbmeta_config import NBMetadataConfig
-        from otter.test_files import create_test_file
-        return create_test_file(str(question.test_path), NBMetadataConfig())
-
     def _env(self, facts_list, probe) -> dict:
         env = {}
         for plain in facts_list:
@@ -71,7 +66,7 @@ class Judge:
     def question(self, question, facts_list, status: str, probe) -> QuestionResult:
         from otter.test_files.abstract_test import TestCaseResult as OtterCaseResult
 
-        test_file = self._test_file(question)
+        test_file = question.test_file()
         env, reason = None, status
         if facts_list is not None and status in (GRADED, "memory limit"):
             try:

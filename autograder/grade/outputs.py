@@ -17,8 +17,7 @@ COMPLETED = "Completed"   # otter's grading_status for a normally graded file
 
 
 def _otter_results(result: SubmissionResult, autograder: Autograder):
-    from otter.nbmeta_config import NBMetadataConfig
-    from otter.test_files import GradingResults, create_test_file
+    from otter.test_files import GradingResults
     from otter.test_files.abstract_test import TestCaseResult
 
     if not result.questions:
@@ -26,7 +25,7 @@ def _otter_results(result: SubmissionResult, autograder: Autograder):
     else:
         files = []
         for question in autograder.questions:
-            tf = create_test_file(str(question.test_path), NBMetadataConfig())
+            tf = question.test_file()
             record = result.question(question.name)
             tests = record.tests if record is not None else ()
             tf.test_case_results = [

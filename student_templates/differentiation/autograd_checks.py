@@ -121,7 +121,16 @@ class Facts:
     probe: FunctionProbe | None = None
 
     def to_plain(self) -> dict:
-        return dataclasses.asdict(self)
+        return _plain(self)
+
+
+def _plain(value):
+    """Facts as JSON-ready data (dataclasses.asdict deep-copies every number: too slow here)."""
+    if dataclasses.is_dataclass(value):
+        return {name: _plain(getattr(value, name)) for name in value.__dataclass_fields__}
+    if _isinstance(value, tuple):
+        return [_plain(v) for v in value] if value and not _isinstance(value[0], (int, float)) else list(value)
+    return value
 
 
 # --------------------------------------------------------------------- backward tracking
@@ -426,8 +435,24 @@ def _as_float64(value) -> torch.Tensor:
     return torch.tensor(value, dtype=torch.float64)
 
 
+_reference_cache: dict = {}
+
+
 def reference_gradients(reference: Callable[..., torch.Tensor], at: Mapping[str, Any]):
-    """Value of ``reference(**at)`` and its gradient for each argument, by autograd in float64."""
+    """Value of ``reference(**at)`` and its gradient for each argument, by autograd in float64.
+    Cached per reference code and point: a judge evaluates the same references for every student."""
+    key = None
+    if getattr(reference, "__closure__", True) is None:
+        key = (reference.__code__, tuple((k, _as_float64(v).numpy().tobytes()) for k, v in at.items()))
+        if key in _reference_cache:
+            return _reference_cache[key]
+    result = _reference_gradients(reference, at)
+    if key is not None and len(_reference_cache) < 10_000:
+        _reference_cache[key] = result
+    return result
+
+
+def _reference_gradients(reference, at):
     leaves = {name: _as_float64(v).requires_grad_(True) for name, v in at.items()}
     out = reference(**leaves)
     grads = torch.autograd.grad(out, list(leaves.values()), allow_unused=True)
