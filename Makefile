@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.*
 PIP_EXTRA ?=
 STAMP := $(VENV)/.installed
-SYSTEM_PACKAGES := bubblewrap:bwrap
+SYSTEM_PACKAGES := bubblewrap:bwrap chromium:chromium
 LAB ?= differentiation
 OUT ?= out/demo
 
@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --disable-pip-version-check $(PIP_EXTRA) -e ".[test]"
 	@touch $@
 
-# Debian packages the sandbox needs (bubblewrap).
+# Debian packages the sandbox (bubblewrap) and the report's browser test (chromium) need.
 system-deps:
 	@missing=""; for pair in $(SYSTEM_PACKAGES); do \
 	  pkg=$${pair%%:*}; cmd=$${pair##*:}; \

@@ -82,8 +82,10 @@ def grade(autograder_zip, out, ext, timeout, question_timeout, memory_mb, contai
 
 def _register_subcommands() -> None:
     from .export.cli import export_group
+    from .report.cli import report_cmd
 
     cli.add_command(export_group)
+    cli.add_command(report_cmd)
 
 
 _register_subcommands()

@@ -111,6 +111,7 @@ def write_atomic(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        os.chmod(tmp, 0o644)      # mkstemp makes 0600; outputs are meant to be shared
         os.replace(tmp, path)   # atomic: a reader or a killed run never sees half a file
     except BaseException:
         if os.path.exists(tmp):

@@ -220,6 +220,10 @@ def _judged(judge: Judge, answer: dict, probe, item: InputFile, digest: str) -> 
     if "error" in answer:
         return SubmissionResult(file=item.file, source=item.source, digest=digest,
                                 status=f"grader error: {answer['error']}")
+    setup = answer.get("notes", {}).get("_sandbox")
+    if setup:   # our failure, not the student's: not recorded, so the next run retries it
+        return SubmissionResult(file=item.file, source=item.source, digest=digest,
+                                status=f"grader error: sandbox setup failed ({setup[0]})")
     status = GRADED
     if answer.get("tampered"):   # forged records may hide among real ones: trust none of them
         status = "tampering detected: the submission wrote to the grader's channel"

@@ -106,9 +106,9 @@ def feedback_markdown(result: SubmissionResult) -> str:
         if not q.graded_normally:
             lines.append(f"- This question was not graded normally: **{q.status}**.")
         for t in q.tests:
-            kind = "hidden test" if t.hidden else "test"
             mark = "passed" if t.passed else "failed"
-            line = f"- {kind} `{t.name}`: {mark} ({t.points:g} / {t.max_points:g})"
+            line = (f"- hidden test: {mark}" if t.hidden
+                    else f"- test `{t.name}`: {mark} ({t.points:g} / {t.max_points:g})")
             if not t.passed and t.hint:
                 line += f" — {t.hint}"
             lines.append(line)

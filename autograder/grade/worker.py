@@ -87,7 +87,7 @@ def _child(job: dict, skip: list[int], record_fd: int, nonce: str, uid: int, san
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
-        high = 1000 + secrets.randbelow(20000)      # keep the record pipe out of the way
+        high = 200 + secrets.randbelow(800)   # keep the record pipe out of the way (below RLIMIT_NOFILE)
         os.dup2(record_fd, high)
         os.closerange(3, high)
         os.closerange(high + 1, 65536)
@@ -100,7 +100,11 @@ def _child(job: dict, skip: list[int], record_fd: int, nonce: str, uid: int, san
             isolate.apply_limits(limits, cpu)
             os.chdir(tempfile.mkdtemp(prefix="autograder-run-"))
     except BaseException as exc:   # say why on the record pipe (no student code has run yet)
-        reason = json.dumps({"t": "setup", "e": f"{type(exc).__name__}: {exc}"[:300]}) + "\n"
+        where = exc.__traceback__
+        while where.tb_next is not None:
+            where = where.tb_next
+        step = f"{where.tb_frame.f_code.co_name}:{where.tb_lineno}"
+        reason = json.dumps({"t": "setup", "e": f"{type(exc).__name__} at {step}: {exc}"[:300]}) + "\n"
         os.write(record_fd, reason.encode())
         os._exit(EXIT_SETUP_FAILED)
     try:

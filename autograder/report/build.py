@@ -8,6 +8,7 @@ reference solutions never reach the records, so they cannot reach these pages.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import tempfile
@@ -142,6 +143,7 @@ def _hint_html(text: str) -> Markup:
     return Markup(_CODE.sub(r"<code>\1</code>", str(escape(text))))
 
 
+@functools.lru_cache(maxsize=1)
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.DictLoader({"index.html": INDEX, "feedback.html": FEEDBACK}),
                              autoescape=True, undefined=jinja2.StrictUndefined,

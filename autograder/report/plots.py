@@ -22,8 +22,12 @@ WIDTH = 9.0            # inches: 900 px at DPI
 GREEN, ORANGE, RED, GREY, BLUE = "#2e7d32", "#ef6c00", "#c62828", "#9aa0a6", "#1a73e8"
 
 
+def _figure(height: float, width: float = WIDTH) -> Figure:
+    # constrained layout keeps titles, suptitles and outside legends from overlapping
+    return Figure(figsize=(width, height), layout="constrained")
+
+
 def _png(fig: Figure) -> bytes:
-    fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
     return buf.getvalue()
@@ -42,7 +46,7 @@ def _placeholder(fig: Figure, ax, title: str, message: str) -> bytes:
 
 
 def score_histogram(scores: list[float], max_points: float) -> bytes:
-    fig = Figure(figsize=(WIDTH, 4.2))
+    fig = _figure(4.2)
     ax = fig.add_subplot()
     title = "Score distribution"
     if not scores:
@@ -50,7 +54,7 @@ def score_histogram(scores: list[float], max_points: float) -> bytes:
     top = max(max_points, max(scores), 1.0)
     # bins centred on multiples of a round step (at most ~20 bins), so full marks get a bar of
     # their own and half points do not fall on a bin edge
-    step = next(s for s in (0.25, 0.5, 1, 2, 2.5, 5, 10, 20, 25, 50, 100, 250, 500, 1000, top / 20)
+    step = next(s for s in (0.25, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, top / 20)
                 if top / s <= 20)
     n_bins = int(top / step + 0.5) + 1
     edges = [(i - 0.5) * step for i in range(n_bins + 1)]
@@ -59,7 +63,7 @@ def score_histogram(scores: list[float], max_points: float) -> bytes:
     median = _median(scores)
     ax.axvline(mean, color=ORANGE, linestyle="--", linewidth=2, label=f"mean {mean:.2f}")
     ax.axvline(median, color=GREEN, linestyle=":", linewidth=2, label=f"median {median:.2f}")
-    ax.set_xlim(edges[0], edges[-1])
+    ax.set_xlim(edges[0] - step / 2, edges[-1] + step / 2)
     ax.set_title(f"{title} ({len(scores)} submission{'s' if len(scores) != 1 else ''})")
     ax.set_xlabel(f"points (out of {max_points:g})")
     ax.set_ylabel("submissions")
@@ -71,8 +75,8 @@ def score_histogram(scores: list[float], max_points: float) -> bytes:
 
 def pass_rates(rows: list[tuple[str, int, int, int, int]]) -> bytes:
     """rows: (question, full marks, partial, no points, not graded normally) counts."""
-    height = 1.6 + 0.5 * max(len(rows), 2)
-    fig = Figure(figsize=(WIDTH, height))
+    height = 1.9 + 0.45 * max(len(rows), 2)
+    fig = _figure(height)
     ax = fig.add_subplot()
     title = "Per-question results"
     if not rows or not any(sum(r[1:]) for r in rows):
@@ -97,8 +101,7 @@ def pass_rates(rows: list[tuple[str, int, int, int, int]]) -> bytes:
     ax.set_xlabel("% of graded submissions")
     ax.set_ylabel("question")
     ax.set_title("Per-question pass rate (all tests passed)")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18 - 0.02 * (6 - min(len(rows), 6))),
-              ncol=4, frameon=False)
+    fig.legend(loc="outside lower center", ncol=4, frameon=False)
     return _png(fig)
 
 
@@ -111,16 +114,17 @@ def _label(text: str, width: int = 58, lines: int = 2) -> str:
     return "\n".join(wrapped)
 
 
-def top_hints(hints: dict[str, list[tuple[str, int]]], top: int = 4) -> bytes:
+def top_hints(hints: dict[str, list[tuple[str, int]]], top: int = 3) -> bytes:
     shown = [(q, rows[:top]) for q, rows in hints.items() if rows]
     title = "Most frequent hints per question"
     if not shown:
-        fig = Figure(figsize=(WIDTH, 2.6))
+        fig = _figure(2.4)
         return _placeholder(fig, fig.add_subplot(), title,
                             "No hints: no test failed in a question that was graded normally.")
-    heights = [0.55 + 0.55 * len(rows) for _, rows in shown]
-    fig = Figure(figsize=(WIDTH + 2, 0.6 + sum(heights)))
-    axes = fig.subplots(len(shown), 1, squeeze=False, gridspec_kw={"height_ratios": heights})[:, 0]
+    heights = [0.35 + 0.45 * len(rows) for _, rows in shown]
+    fig = _figure(1.1 + sum(heights), WIDTH + 2)
+    axes = fig.subplots(len(shown), 1, squeeze=False, sharex=True,
+                        gridspec_kw={"height_ratios": heights})[:, 0]
     most = max(c for _, rows in shown for _, c in rows)
     for ax, (q, rows) in zip(axes, shown):
         labels = [_label(h) for h, _ in rows][::-1]
@@ -140,7 +144,7 @@ def top_hints(hints: dict[str, list[tuple[str, int]]], top: int = 4) -> bytes:
 
 def runtimes(values: list[tuple[float, bool]]) -> bytes:
     """values: (runtime in seconds, graded normally) for each counting submission."""
-    fig = Figure(figsize=(WIDTH, 4.0))
+    fig = _figure(4.0)
     ax = fig.add_subplot()
     title = "Grading runtime per submission"
     if not any(t > 0 for t, _ in values):
