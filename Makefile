@@ -41,8 +41,18 @@ system-deps:
 build: venv
 	$(BIN)/autograder build $(LAB)
 
+SAMPLES := assignments/$(LAB)/samples
 demo: venv system-deps build
-	$(BIN)/autograder demo $(LAB) --out $(OUT)
+	$(BIN)/autograder grade -a dist/$(LAB)/autograder.zip -o $(OUT) --summaries --question-timeout 5 $(SAMPLES)/canvas_submissions
+	$(BIN)/autograder export canvas $(OUT) --gradebook $(SAMPLES)/canvas_gradebook.csv \
+	    --assignment "Differentiation lab (48213)" --points 10 -o $(OUT)/canvas_import.csv
+	$(BIN)/autograder report $(OUT)
+	@echo
+	@echo "Demo done. Outputs:"
+	@echo "  grades (otter format): $(OUT)/final_grades.csv"
+	@echo "  Canvas import file:    $(OUT)/canvas_import.csv"
+	@echo "  HTML report:           $(OUT)/report/index.html"
+	@echo "  student feedback:      $(OUT)/feedback/"
 
 test: venv system-deps
 	$(BIN)/python -m pytest -q

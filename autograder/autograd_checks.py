@@ -113,7 +113,8 @@ class Facts:
     requires_grad: bool = False
     is_leaf: bool = True
     grad_fn: str | None = None
-    reaches: tuple[int, ...] = ()  # idents of the leaf tensors its graph leads to
+    node: int = 0                  # identity of its grad_fn (0 for a leaf)
+    reaches: tuple[int, ...] = ()  # idents of the leaf tensors and graph nodes its graph leads to
     grad_kind: str = "none"        # none | tensor | other
     grad: TensorData | None = None
     grad_source: str = "unknown"   # autograd | edited | unknown
@@ -144,6 +145,8 @@ class _BackwardTracker:
     def __init__(self) -> None:
         self.installed = False
         self._records: dict[int, tuple[Any, Any, int, Any, int]] = {}
+        # graph nodes recent backward passes went through, kept alive so their ids stay unique
+        self._backpropagated: dict[int, Any] = {}
 
     def install(self) -> None:
         engine = Variable._execution_engine
@@ -153,6 +156,7 @@ class _BackwardTracker:
 
     def clear(self) -> None:
         self._records.clear()
+        self._backpropagated.clear()
 
     def fresh(self, leaves: list) -> list[bool]:
         """Before a backward pass: is each leaf's .grad empty (None or all zeros)?"""
@@ -162,7 +166,10 @@ class _BackwardTracker:
             result.append(grad is None or not bool(_TB.any(_detach(grad))))
         return result
 
-    def record(self, leaves: list, fresh: list[bool]) -> None:
+    def record(self, leaves: list, fresh: list[bool], nodes: dict | None = None) -> None:
+        if len(self._backpropagated) > 200_000:
+            self._backpropagated.clear()
+        self._backpropagated.update(nodes or {})
         for leaf, was_fresh in zip(leaves, fresh):
             grad = _get_grad(leaf)
             if grad is None:
@@ -177,8 +184,11 @@ class _BackwardTracker:
         if not self.installed:
             return "unknown", 0
         grad = _get_grad(tensor)
-        if not _get_is_leaf(tensor):   # .grad of a non-leaf exists only through retain_grad()
-            return ("autograd", 1) if _TB.__dict__["retains_grad"].__get__(tensor) else ("edited", 0)
+        if not _get_is_leaf(tensor):   # .grad of a non-leaf comes from retain_grad() + backward()
+            retained = _TB.__dict__["retains_grad"].__get__(tensor)
+            grad_fn = _get_grad_fn(tensor)
+            ran = self._backpropagated.get(id(grad_fn)) is grad_fn
+            return ("autograd", 1) if retained and ran else ("edited", 0)
         record = self._records.get(id(tensor))
         if record is None or record[0]() is not tensor:
             return "edited", 0
@@ -201,34 +211,36 @@ class _TrackingEngine:
     def run_backward(self, t_outputs, *args, **kwargs):
         accumulate = kwargs.get("accumulate_grad", args[5] if len(args) > 5 else True)
         inputs = kwargs.get("inputs", args[3] if len(args) > 3 else ())
-        leaves, fresh = [], []
+        leaves, fresh, nodes = [], [], {}
         if accumulate:
-            leaves = [t for t in inputs if _get_is_leaf(t)] if inputs else _leaves_of(t_outputs)
+            leaves, nodes = _leaves_of(t_outputs)
+            if inputs:
+                leaves = [t for t in inputs if _isinstance(t, torch.Tensor) and _get_is_leaf(t)]
             fresh = self._tracker.fresh(leaves)
         result = self._engine.run_backward(t_outputs, *args, **kwargs)
         if accumulate:
-            self._tracker.record(leaves, fresh)
+            self._tracker.record(leaves, fresh, nodes)
         return result
 
 
-def _walk_leaves(grad_fns) -> list:
-    """Leaf tensors reached from autograd graph nodes (bounded walk)."""
-    leaves, seen, stack = [], set(), [fn for fn in grad_fns if fn is not None]
+def _walk(grad_fns) -> tuple[list, dict]:
+    """Leaf tensors and the graph nodes (by id) reached from autograd graph nodes (bounded)."""
+    leaves, seen, stack = [], {}, [fn for fn in grad_fns if fn is not None]
     while stack and len(seen) < MAX_GRAPH_NODES:
         node = stack.pop()
         if id(node) in seen:
             continue
-        seen.add(id(node))
+        seen[id(node)] = node
         variable = getattr(node, "variable", None)
         if variable is not None and _isinstance(variable, torch.Tensor):
             leaves.append(variable)
         for next_node, _ in getattr(node, "next_functions", ()):
             if next_node is not None:
                 stack.append(next_node)
-    return leaves
+    return leaves, seen
 
 
-def _leaves_of(t_outputs) -> list:
+def _leaves_of(t_outputs) -> tuple[list, dict]:
     leaves, grad_fns = [], []
     for t in t_outputs:
         if not _isinstance(t, torch.Tensor):
@@ -239,7 +251,8 @@ def _leaves_of(t_outputs) -> list:
                 leaves.append(t)
         else:
             grad_fns.append(fn)
-    return leaves + _walk_leaves(grad_fns)
+    reached, nodes = _walk(grad_fns)
+    return leaves + reached, nodes
 
 
 tracker = _BackwardTracker()
@@ -298,6 +311,13 @@ def _probe_function(cls, inputs: list[float], upstream: list[float]) -> Function
     return FunctionProbe(**probe)
 
 
+def _reaches(grad_fn) -> tuple[int, ...]:
+    if grad_fn is None:
+        return ()
+    leaves, nodes = _walk([grad_fn])
+    return tuple(sorted({id(t) for t in leaves} | set(nodes)))
+
+
 def observe(obj: Any, name: str, *, probe_inputs: tuple[list[float], list[float]] | None = None) -> Facts:
     """Plain data about one object from the student's namespace."""
     if _isinstance(obj, Facts):
@@ -316,7 +336,8 @@ def observe(obj: Any, name: str, *, probe_inputs: tuple[list[float], list[float]
             data=_tensor_data(obj),
             requires_grad=bool(_get_requires_grad(obj)), is_leaf=is_leaf,
             grad_fn=None if grad_fn is None else _type(grad_fn).__name__,
-            reaches=tuple(sorted({id(t) for t in _walk_leaves([grad_fn])})) if grad_fn is not None else (),
+            node=id(grad_fn) if grad_fn is not None else 0,
+            reaches=_reaches(grad_fn),
             grad_kind=grad_kind,
             grad=_tensor_data(grad) if grad_kind == "tensor" else None,
             grad_source=grad_source, backward_passes=passes,
@@ -406,7 +427,7 @@ def facts_from_plain(d: Mapping) -> Facts:
     reaches = d["reaches"]
     if not _isinstance(reaches, (list, tuple)) or not all(_type(i) is int for i in reaches):
         raise ValueError("bad reaches")
-    if _type(d["ident"]) is not int:
+    if _type(d["ident"]) is not int or _type(d.get("node", 0)) is not int:
         raise ValueError("bad ident")
     passes = d.get("backward_passes", 0)
     if _type(passes) is not int or passes < 0:
@@ -417,7 +438,7 @@ def facts_from_plain(d: Mapping) -> Facts:
         raise ValueError("kind and probe disagree")
     return Facts(
         name=_text(d["name"], 100), kind=kind, type_name=_text(d["type_name"], 100),
-        ident=d["ident"], data=_tensor_data_from_plain(d["data"]),
+        ident=d["ident"], node=d.get("node", 0), data=_tensor_data_from_plain(d["data"]),
         requires_grad=_flag(d["requires_grad"]), is_leaf=_flag(d["is_leaf"]),
         grad_fn=None if d["grad_fn"] is None else _text(d["grad_fn"], 100),
         reaches=tuple(reaches[:MAX_GRAPH_NODES]), grad_kind=grad_kind,
@@ -473,13 +494,30 @@ def _nonzero(reference: torch.Tensor) -> bool:
     return bool((reference.abs() > ATOL).any())
 
 
-def _show(values: tuple[float, ...] | None, shape: tuple[int, ...]) -> str:
+def _show(values: tuple[float, ...] | None, shape: tuple[int, ...], reference=None) -> str:
+    """The student's own numbers (never the reference's); for a vector, where it goes wrong."""
     if values is None:
         return "(too large to show)"
     if not shape:
         return f"{values[0]:g}"
+    if reference is not None:
+        ref = reference.reshape(-1).tolist()
+        for i, (v, r) in enumerate(zip(values, ref)):
+            if abs(v - r) > ATOL + RTOL * abs(r):
+                return f"off at some positions (element {i} is {v:g})"
     shown = ", ".join(f"{v:g}" for v in values[:4])
     return f"[{shown}{', ...' if len(values) > 4 else ''}]"
+
+
+def _require_output_value(env, of: str, ref_value: torch.Tensor) -> None:
+    """The gradient is right; is the function itself the one asked for (y = x**2 + 100 is not)?"""
+    out = _facts(env, of)
+    if out.kind != "tensor" or out.data.values is None or out.data.shape != tuple(ref_value.shape):
+        return
+    if not _close(out.data.values, ref_value):
+        _fail(f"The gradient is right at this point, but `{of}` is {_show(out.data.values, out.data.shape)}, "
+              f"which is not the value of the function the exercise asks for. Compute `{of}` "
+              f"exactly as the exercise says.")
 
 
 # --------------------------------------------------------------------------- checks
@@ -534,7 +572,7 @@ def check_computed_from(env, out: str, leaf: str, *, scalar: bool = False) -> Fa
     if f.grad_fn is None:
         _fail(f"`{out}` has no grad_fn, so autograd cannot differentiate it. Compute it from "
               f"`{leaf}` with torch operations (not .item(), numpy or Python numbers).")
-    if source.ident not in f.reaches:
+    if (source.ident if source.is_leaf else source.node) not in f.reaches:
         _fail(f"`{out}` was not computed from this `{leaf}`. Run the cells of this question "
               f"in order: create `{leaf}` first, then compute `{out}` from it.")
     if scalar and f.data.shape != ():
@@ -558,7 +596,9 @@ def _require_grad(env, name: str, of: str) -> Facts:
         _fail(f"`{name}.grad` is not a tensor. Let autograd fill it in by calling {of}.backward().")
     if f.grad_source == "edited":
         _fail(f"`{name}.grad` was set or changed by hand, not by autograd. Remove that line and "
-              f"let {of}.backward() compute the gradient.")
+              f"let {of}.backward() compute the gradient. (If you did not touch it, run the "
+              f"notebook from the top: the first cell must run before backward() for the checks "
+              f"to see it.)")
     return f
 
 
@@ -580,6 +620,7 @@ def check_grad_value(env, name: str, *, of: str, reference: Callable[..., torch.
         _fail(f"`{name}.grad` contains nan or inf. Check for a division by zero or a log of "
               f"zero in `{of}`.")
     if _close(f.grad.values, ref):
+        _require_output_value(env, of, ref_value)
         return f
     got = _show(f.grad.values, f.grad.shape)
     wrong_point = _wrong_point(env, at)
@@ -601,7 +642,7 @@ def check_grad_value(env, name: str, *, of: str, reference: Callable[..., torch.
             and _close(f.grad.values, ref_value.reshape(1)):
         _fail(f"`{name}.grad` is {got}, which is the value of the function the exercise asks "
               f"for, not its derivative. Compute `{of}` as the exercise says and call backward().")
-    _fail(f"`{name}.grad` is {got}, which is not the right derivative. Check that `{of}` is "
+    _fail(f"`{name}.grad` is {_show(f.grad.values, f.grad.shape, ref)}, which is not the right derivative. Check that `{of}` is "
           f"computed exactly as the exercise says, then run the question's cells again in order.")
 
 

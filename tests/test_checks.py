@@ -1146,3 +1146,55 @@ def test_facts_from_plain_rejects_tensor_without_data():
     with pytest.raises((ValueError, KeyError, TypeError)):
         facts = ac.facts_from_plain(d)
         ac.check_tensor({"x": facts}, "x", requires_grad=True)
+
+
+# --- regressions found by the corpus review -------------------------------------------------
+
+
+def test_right_gradient_of_the_wrong_function_is_caught():
+    x = torch.tensor(2.0, requires_grad=True)
+    y = x ** 2 + 100          # same derivative as x**2, not the function asked for
+    y.backward()
+    msg = fails(ac.check_grad_value, {"x": x, "y": y}, "x", of="y", reference=lambda x: x ** 2, at={"x": 2.0})
+    assert "`y` is 104" in msg and "not the value of the function" in msg
+
+
+def test_antiderivative_with_equal_value_and_derivative_is_caught():
+    x = torch.tensor(2.0, requires_grad=True)
+    y = x ** 3 / 3            # dy/dx = x**2 = 4 = 2x at x = 2
+    y.backward()
+    msg = fails(ac.check_grad_value, {"x": x, "y": y}, "x", of="y", reference=lambda x: x ** 2, at={"x": 2.0})
+    assert "not the value of the function" in msg
+
+
+def test_computed_from_a_non_leaf_is_recognised():
+    x = torch.tensor(2.0, requires_grad=True) * 1
+    y = x ** 2
+    ac.check_computed_from({"x": x, "y": y}, "y", "x", scalar=True)
+    other = torch.tensor(2.0, requires_grad=True) * 1
+    msg = fails(ac.check_computed_from, {"x": other, "y": y}, "y", "x", scalar=True)
+    assert "was not computed from this `x`" in msg
+
+
+def test_retain_grad_without_backward_is_not_autograd():
+    x = torch.tensor(2.0, requires_grad=True) * 1
+    x.retain_grad()
+    y = x ** 2
+    x.grad = torch.tensor(4.0)
+    msg = fails(ac.check_backward_called, {"x": x, "y": y}, "x", of="y")
+    assert "set or changed by hand" in msg
+
+
+def test_backward_with_gradient_edge_inputs_still_works():
+    h = torch.tensor(2.0, requires_grad=True)
+    z = h * 3
+    (z ** 2).backward(inputs=[torch.autograd.graph.get_gradient_edge(z)])
+
+
+def test_vector_mismatch_names_a_position_with_the_students_value():
+    x = torch.linspace(-10, 10, 1000, requires_grad=True)
+    y = torch.relu(x).mean()
+    y.backward()
+    msg = fails(ac.check_grad_value, {"x": x, "y": y}, "x", of="y",
+                reference=lambda x: torch.relu(x).sum(), at={"x": torch.linspace(-10, 10, 1000)})
+    assert "element 500 is 0.001" in msg

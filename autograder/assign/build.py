@@ -71,13 +71,33 @@ def load_otter_config(root: Path) -> dict:
     return config
 
 
+def _referenced_files(config: dict) -> list[str]:
+    """The support files the assignment config names (otter copies nothing else)."""
+    names = []
+    for key in ("files", "autograder_files", "student_files"):
+        value = config.get(key) or []
+        names += [value] if isinstance(value, str) else list(value)
+    for key in ("requirements", "environment"):
+        if isinstance(config.get(key), str):
+            names.append(config[key])
+    return names
+
+
 def _stage(master: MasterNotebook, otter_config: dict, stage: Path) -> Path:
-    """Copy the master's folder (links resolved) and merge otter_config.json into its config."""
+    """Copy the files the master uses (links resolved) and merge otter_config.json into its
+    config; sample submissions and other folders beside the master stay out."""
     src = master.path.parent
-    for item in src.iterdir():
-        if item.name.startswith(".") or item.suffix == ".ipynb" or item.name == "__pycache__":
-            continue
-        target = stage / item.name
+    wanted = _referenced_files(master.config)
+    if (src / "requirements.txt").is_file():
+        wanted.append("requirements.txt")   # otter picks this one up by name
+    for name in sorted(set(wanted)):
+        item = src / name
+        if name == CHECKS_MODULE.name:
+            continue   # always the package's own copy, below
+        if not item.exists():
+            raise BuildError(f"{master.path.name}: the config names {name!r}, which is not in {src}")
+        target = stage / name
+        target.parent.mkdir(parents=True, exist_ok=True)
         if item.is_dir():
             shutil.copytree(item, target, symlinks=False)
         else:

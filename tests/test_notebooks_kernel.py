@@ -1,0 +1,91 @@
+"""Run the solution and the untouched student template in a real Jupyter kernel, as a student
+would, and look at what every `grader.check("qN")` cell prints.
+
+Each notebook runs in a temporary copy of student_templates/differentiation/, so that
+`import autograd_checks` and the public tests in tests/ resolve exactly as for a student.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDENT_DIR = ROOT / "student_templates" / "differentiation"
+TEMPLATE = STUDENT_DIR / "differentiation.ipynb"
+SOLUTION = ROOT / "dist" / "differentiation" / "autograder" / "differentiation.ipynb"
+QUESTIONS = [f"q{n}" for n in range(1, 9)]
+CHECK = re.compile(r'^\s*grader\.check\("(q\d+)"\)\s*$')
+
+# What autograd_checks says about each question of the untouched template.
+TEMPLATE_MESSAGES = {
+    "q1": "`x` is still `...`", "q2": "`x` is still `...`", "q3": "`x` is still `...`",
+    "q4": "Calling SQ.apply(t)", "q5": "`u` is still `...`",
+    "q6": "`x` is still `...`", "q7": "`x` is still `...`", "q8": "`u` is still `...`",
+}
+
+
+def _execute(notebook: Path, tmp_path: Path) -> nbformat.NotebookNode:
+    for needed in (STUDENT_DIR, notebook):
+        if not needed.exists():
+            pytest.fail(f"{needed} is missing: run `autograder build differentiation` first.")
+    work = tmp_path / "differentiation"
+    shutil.copytree(STUDENT_DIR, work)
+    nb = nbformat.read(notebook, as_version=4)
+    nbformat.write(nb, work / "differentiation.ipynb")  # what the export cell finds on disk
+    client = NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True,
+                            resources={"metadata": {"path": str(work)}})
+    client.execute()
+    return nb
+
+
+def _text(cell) -> str:
+    parts = []
+    for out in cell.get("outputs", []):
+        if out["output_type"] == "stream":
+            parts.append(out["text"])
+        elif out["output_type"] in ("execute_result", "display_data"):
+            parts.append(out["data"].get("text/plain", ""))
+        elif out["output_type"] == "error":
+            parts.append("\n".join([f"{out['ename']}: {out['evalue']}", *out["traceback"]]))
+    return "\n".join(parts)
+
+
+def _check_cells(nb) -> dict[str, nbformat.NotebookNode]:
+    cells = {}
+    for cell in nb.cells:
+        m = CHECK.match(cell.source) if cell.cell_type == "code" else None
+        if m:
+            assert m.group(1) not in cells, f"two check cells for {m.group(1)}"
+            cells[m.group(1)] = cell
+    assert sorted(cells) == QUESTIONS, f"check cells found: {sorted(cells)}"
+    return cells
+
+
+def test_solution_passes_every_check(tmp_path):
+    nb = _execute(SOLUTION, tmp_path)
+    errors = [(cell.source, _text(cell)) for cell in nb.cells if cell.cell_type == "code"
+              and any(o["output_type"] == "error" for o in cell.get("outputs", []))]
+    assert not errors, "the solution raised in a cell:\n" + "\n\n".join(
+        f"{src}\n---\n{text}" for src, text in errors)
+    for q, cell in _check_cells(nb).items():
+        text = _text(cell)
+        assert f"{q} results: All test cases passed!" in text, f"{q}:\n{text}"
+
+
+def test_template_checks_explain_what_is_missing(tmp_path):
+    nb = _execute(TEMPLATE, tmp_path)
+    for q, cell in _check_cells(nb).items():
+        text = _text(cell)
+        assert not any(o["output_type"] == "error" for o in cell.outputs), f"{q}:\n{text}"
+        assert "Traceback" not in text, f"{q}:\n{text}"
+        assert TEMPLATE_MESSAGES[q] in text, f"{q}:\n{text}"
+        # every failed test case reports a CheckFailed written for students, not a crash
+        failed = text.count("Test case failed")
+        assert failed >= 1, f"{q}:\n{text}"
+        assert text.count("CheckFailed: ") == failed, f"{q}:\n{text}"
