@@ -11,6 +11,7 @@ from __future__ import annotations
 import builtins
 import json
 import os
+import re
 import subprocess
 import sys
 import types
@@ -115,6 +116,68 @@ def _otter_shim(checkpoint) -> types.ModuleType:
     return module
 
 
+_MAGIC_CALL = re.compile(r"get_ipython\(\)\.run_(line|cell)_magic\(\s*'([^']*)'")
+
+
+def needs_ipython(cells: list[str]) -> bool:
+    """Does any cell use IPython syntax the fast path does not honour (e.g. %run, %%bash)?"""
+    for source in cells:
+        for kind, name in _MAGIC_CALL.findall(_transformer.transform_cell(source)):
+            known = (_NO_OP_LINE_MAGICS | {"time", "timeit"}) if kind == "line" else \
+                (_RUN_BODY_CELL_MAGICS | {"writefile"} | (_NO_OP_CELL_MAGICS - {"bash", "sh", "script"}))
+            if name not in known:
+                return True
+    return False
+
+
+class _FastRunner:
+    """Cells as plain Python after IPython's syntax transform: no kernel, no shell."""
+
+    mode = "fast"
+
+    def __init__(self) -> None:
+        self.namespace: dict = {"__name__": "__main__", "__builtins__": builtins}
+        shell = _Shell(self.namespace)
+        builtins.get_ipython = lambda: shell
+        builtins.display = lambda *args, **kwargs: None
+
+    def run(self, index: int, source: str) -> str | None:
+        try:
+            exec(compile(_transformer.transform_cell(source), f"<cell {index}>", "exec"), self.namespace)
+        except BaseException as exc:  # a failing cell is the student's; carry on like a kernel
+            return type(exc).__name__[:60]
+        return None
+
+
+def ipython_shell():
+    """One IPython shell per process (the worker makes it once; each run gets a forked copy)."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    class GradingShell(InteractiveShell):
+        def enable_gui(self, gui=None):   # no GUI event loop in a graded run
+            return None
+
+    return GradingShell.instance() if not InteractiveShell.initialized() else InteractiveShell.instance()
+
+
+class _IPythonRunner:
+    """A real IPython shell, as in a kernel, for cells the fast path cannot honour."""
+
+    mode = "ipython"
+
+    def __init__(self) -> None:
+        self.shell = ipython_shell()
+        self.namespace = self.shell.user_ns
+
+    def run(self, index: int, source: str) -> str | None:
+        try:
+            result = self.shell.run_cell(source, store_history=False, silent=True)
+        except BaseException as exc:
+            return type(exc).__name__[:60]
+        error = result.error_before_exec or result.error_in_exec
+        return type(error).__name__[:60] if error is not None else None
+
+
 def run_cells(job: dict, recorder: Recorder) -> None:
     """Execute the job's cells in order, skipping failed segments, observing at checkpoints."""
     cells: list[str] = job["cells"]
@@ -124,22 +187,20 @@ def run_cells(job: dict, recorder: Recorder) -> None:
     probe = job.get("probe")
     probe_inputs = (probe[0], probe[1]) if probe else None
     observe_names = autograd_checks.observe_names
-
-    namespace: dict = {"__name__": "__main__", "__builtins__": builtins}
     observed: set[str] = set()
+
+    runner = _IPythonRunner() if needs_ipython(cells) else _FastRunner()
+    recorder.emit({"t": "mode", "m": runner.mode})
 
     def checkpoint(question: str) -> None:
         spec = questions.get(question)
         if spec is None or spec["segment"] in skip:
             return
-        facts = observe_names(namespace, spec["names"], probe_inputs=probe_inputs)
+        facts = observe_names(runner.namespace, spec["names"], probe_inputs=probe_inputs)
         recorder.emit({"t": "obs", "q": question, "facts": [f.to_plain() for f in facts.values()]})
         observed.add(question)
 
-    shell = _Shell(namespace)
     sys.modules["otter"] = _otter_shim(checkpoint)
-    builtins.get_ipython = lambda: shell
-    builtins.display = lambda *args, **kwargs: None
 
     current = None
     for index, source in enumerate(cells):
@@ -149,11 +210,9 @@ def run_cells(job: dict, recorder: Recorder) -> None:
         if segment != current:
             recorder.emit({"t": "seg", "s": segment})
             current = segment
-        try:
-            code = compile(_transformer.transform_cell(source), f"<cell {index}>", "exec")
-            exec(code, namespace)
-        except BaseException as exc:  # a failing cell is the student's; carry on like a kernel
-            recorder.emit({"t": "err", "s": segment, "e": type(exc).__name__[:60]})
+        error = runner.run(index, source)
+        if error:
+            recorder.emit({"t": "err", "s": segment, "e": error})
 
     end = job["end_segment"]               # questions never checked are observed at the end
     if end in skip:

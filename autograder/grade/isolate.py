@@ -1,7 +1,7 @@
 """Per-submission isolation, applied inside the worker's bubblewrap sandbox.
 
-For every run of a submission the worker forks a child that enters fresh namespaces
-(mount, PID, network, IPC, UTS); the child forks the namespace's init, which mounts a private
+For every run of a submission the worker forks a child that is PID 1 of a fresh PID namespace
+and enters fresh mount, network, IPC and UTS namespaces of its own; it mounts a private
 scratch tmpfs and /proc, sets resource limits, drops to an unprivileged uid of its own and only
 then runs student code. When that init exits or is killed, the kernel kills everything the
 student started, so nothing outlives the run or reaches the next submission.
@@ -55,11 +55,25 @@ def _check(result: int, what: str) -> None:
         raise IsolationError(err, f"{what}: {os.strerror(err)}")
 
 
-def unshare_namespaces(network: bool = True) -> None:
-    flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
-    if network:
-        flags |= CLONE_NEWNET
-    _check(_libc.unshare(flags), "unshare")
+_own_pid_namespace: int | None = None
+
+
+def children_in_new_pid_namespace() -> None:
+    """The caller's next child becomes PID 1 of a fresh PID namespace (the caller stays put)."""
+    global _own_pid_namespace
+    if _own_pid_namespace is None:
+        _own_pid_namespace = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    _check(_libc.unshare(CLONE_NEWPID), "unshare(CLONE_NEWPID)")
+
+
+def children_in_own_pid_namespace() -> None:
+    """Undo children_in_new_pid_namespace, so that it can be used again for the next run."""
+    _check(_libc.setns(_own_pid_namespace, CLONE_NEWPID), "setns(CLONE_NEWPID)")
+
+
+def unshare_namespaces() -> None:
+    """For the calling process: its own mount, network, IPC and hostname namespaces."""
+    _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
 
 
 def _mount(source: str, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
