@@ -72,11 +72,16 @@ def test_final_grades_matches_otters_writer(tmp_path):
 
 
 def _canvas_zip(path: Path) -> None:
+    """Canvas stamps each entry with its submission time; leea handed in twice."""
+    entries = [
+        ("smithj_12345_900001_differentiation.ipynb", SOLUTION, (2026, 11, 20, 10, 0, 0)),
+        ("doej_LATE_23456_900002_lab.ipynb", TEMPLATE, (2026, 11, 22, 9, 30, 0)),
+        ("leea_34567_900003_differentiation.ipynb", _wrong(), (2026, 11, 19, 8, 0, 0)),
+        ("leea_34567_900004_differentiation-1.ipynb", TEMPLATE, (2026, 11, 20, 23, 59, 0)),
+    ]
     with zipfile.ZipFile(path, "w") as z:
-        z.write(SOLUTION, "smithj_12345_900001_differentiation.ipynb")
-        z.write(TEMPLATE, "doej_LATE_23456_900002_lab.ipynb")
-        z.write(_wrong(), "leea_34567_900003_differentiation.ipynb")
-        z.write(TEMPLATE, "leea_34567_900004_differentiation-1.ipynb")
+        for name, source, when in entries:
+            z.writestr(zipfile.ZipInfo(name, when), source.read_bytes())
         z.writestr("leea_34567_900005_notes.txt", "not a submission")
 
 
