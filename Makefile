@@ -54,7 +54,7 @@ demo: venv system-deps build
 	@echo "  HTML report:           $(OUT)/report/index.html"
 	@echo "  student feedback:      $(OUT)/feedback/"
 
-test: venv system-deps
+test: venv system-deps build
 	$(BIN)/python -m pytest -q
 
 bench: venv system-deps build
