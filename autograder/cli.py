@@ -72,7 +72,7 @@ def grade(autograder_zip, out, ext, timeout, question_timeout, memory_mb, contai
     problems = sum(1 for r in summary.results if r.status != "graded" or
                    any(not q.graded_normally for q in r.questions))
     click.echo(f"graded {len(summary.results)} submissions in {summary.seconds:.1f}s "
-               f"({summary.graded_now} run, {summary.reused} reused from an earlier run, "
+               f"({summary.graded_now} run, {summary.reused} already graded in OUT, "
                f"{problems} not graded normally)")
     click.echo(f"  grades:   {summary.final_grades}")
     click.echo(f"  results:  {summary.out / 'results'}")

@@ -3,7 +3,6 @@ the question and the cell."""
 
 from __future__ import annotations
 
-import filecmp
 import json
 import shutil
 import subprocess

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import stat
 import zipfile
 from dataclasses import dataclass, field
@@ -253,7 +252,3 @@ def _upgrade_v3(nb: dict) -> dict:
     except Exception:
         raise InvalidSubmission("invalid notebook: an old format (nbformat 3) that could not be converted") from None
     return json.loads(nbformat.writes(node))
-
-
-def file_time(path: Path) -> float:
-    return os.stat(path).st_mtime

@@ -151,15 +151,20 @@ def _kill(inner: int, sandboxed: bool) -> None:
 
 
 def _describe_exit(code: int) -> str:
+    """Why a run ended before finishing, in the words of a grading_status."""
     if code == EXIT_SETUP_FAILED:
         return "sandbox setup failed"
-    if code > 128:
-        sig = code - 128
-        if sig == signal.SIGXCPU or sig == signal.SIGKILL:
-            return "CPU time limit" if sig == signal.SIGXCPU else "killed"
-        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
-        return f"crashed ({name})"
-    return "exited"
+    if code <= 128:
+        return "exited"            # os._exit() or the like, in the student's code
+    sig = code - 128
+    if sig == signal.SIGXCPU:
+        return "CPU time limit"
+    if sig == signal.SIGKILL:
+        return "killed (CPU or memory limit)"
+    try:
+        return f"crashed ({signal.Signals(sig).name})"
+    except ValueError:
+        return f"crashed (signal {sig})"
 
 
 def run_once(job: dict, skip: list[int], deadline: float, uid: int, sandboxed: bool) -> RunOutcome:
