@@ -53,6 +53,12 @@ def build(lab):
 @click.option("--question-timeout", type=float, default=10.0, show_default=True,
               help="Wall seconds for one question's cells.")
 @click.option("--memory-mb", type=int, default=2048, show_default=True, help="Memory per submission.")
+@click.option("--max-processes", type=int, default=64, show_default=True,
+              help="Processes and threads one submission may run.")
+@click.option("--max-file-mb", type=int, default=64, show_default=True,
+              help="Largest file, and all files together, one submission may write.")
+@click.option("--max-output-mb", type=int, default=16, show_default=True,
+              help="Observation data one submission may send back.")
 @click.option("--containers", type=int, default=None, help="Parallel workers (default: number of cores).")
 @click.option("--summaries", is_flag=True, help="Also write feedback/<submission>.md for students.")
 @click.option("--no-sandbox", is_flag=True, help="Run submissions WITHOUT isolation (trusted code only).")
@@ -60,12 +66,15 @@ def build(lab):
 @click.option("--no-network", is_flag=True, help="Accepted for otter compatibility: there is never a network.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-def grade(autograder_zip, out, ext, timeout, question_timeout, memory_mb, containers, summaries,
-          no_sandbox, name, no_network, quiet, paths):
+def grade(autograder_zip, out, ext, timeout, question_timeout, memory_mb, max_processes, max_file_mb,
+          max_output_mb, containers, summaries, no_sandbox, name, no_network, quiet, paths):
     """Grade every submission in PATHS (files, folders, Canvas/Moodle downloads) in isolation."""
     from .grade import Limits, grade_batch
 
-    limits = Limits(timeout=timeout, question_timeout=min(question_timeout, timeout), memory_mb=memory_mb)
+    if min(timeout, question_timeout, memory_mb, max_processes, max_file_mb, max_output_mb) <= 0:
+        raise UserError("time and size limits must be positive")
+    limits = Limits(timeout=timeout, question_timeout=min(question_timeout, timeout), memory_mb=memory_mb,
+                    processes=max_processes, file_size_mb=max_file_mb, output_mb=max_output_mb)
     summary = grade_batch(autograder_zip, list(paths), out, ext=ext, containers=containers,
                           limits=limits, sandbox=not no_sandbox, summaries=summaries,
                           progress=not quiet)

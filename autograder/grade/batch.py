@@ -185,7 +185,7 @@ def _grade(autograder, items, out, containers, limits, sandbox, summaries, progr
     graded_now = 0
     if jobs:
         size = max(1, min(containers or os.cpu_count() or 1, len(jobs)))
-        pool = WorkerPool(size, autograder.public_dir, sandbox)
+        pool = WorkerPool(size, autograder.public_dir, sandbox, limits)
         probes = {digest: job["probe"] for digest, job in jobs}
 
         def feed() -> None:

@@ -93,6 +93,8 @@ def prepare_init(uid: int, limits: Limits, cpu_seconds: int) -> None:
     if os.path.isdir("/dev/shm"):
         _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,mode=1777")
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    with open("/proc/self/oom_score_adj", "w") as f:
+        f.write("1000")   # if a limit is hit, the kernel kills the submission, not the worker
     os.mkdir(SCRATCH, 0o700)
     os.chown(SCRATCH, uid, uid)
     apply_limits(limits, cpu_seconds)

@@ -67,11 +67,66 @@ def bwrap_command(public_dir: Path) -> list[str]:
             "--clearenv", *setenv, "--chdir", "/tmp"]
 
 
+class SlotCgroup:
+    """A memory and pids cgroup (v1) around one worker and everything it runs, so that the
+    sum over a submission's processes is bounded too (rlimits bound each process alone).
+    Where cgroups cannot be made (not root, no v1 controllers), the rlimits stand alone."""
+
+    def __init__(self, slot: int, memory_bytes: int, pids: int) -> None:
+        self.paths: list[Path] = []
+        name = f"autograder-{os.getpid()}-{slot}"
+        for controller, settings in (("memory", {"memory.limit_in_bytes": memory_bytes,
+                                                  "memory.memsw.limit_in_bytes": memory_bytes}),
+                                     ("pids", {"pids.max": pids})):
+            base = _own_cgroup(controller)
+            if base is None:
+                continue
+            path = base / name
+            try:
+                path.mkdir(exist_ok=True)
+                for key, value in settings.items():
+                    if (path / key).exists():
+                        (path / key).write_text(str(value))
+                self.paths.append(path)
+            except OSError:
+                continue
+
+    def join(self) -> None:
+        """Runs in the worker's process just before exec (preexec_fn): move it in."""
+        for path in self.paths:
+            try:
+                (path / "cgroup.procs").write_text(str(os.getpid()))
+            except OSError:
+                pass
+
+    def remove(self) -> None:
+        for path in self.paths:
+            try:
+                path.rmdir()
+            except OSError:
+                pass
+
+
+def _own_cgroup(controller: str) -> Path | None:
+    try:
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, controllers, where = line.split(":", 2)
+            if controller in controllers.split(","):
+                path = Path("/sys/fs/cgroup") / controller / where.lstrip("/")
+                return path if os.access(path, os.W_OK) else None
+    except OSError:
+        return None
+    return None
+
+
 class Worker:
     """One warm worker process; one job at a time."""
 
-    def __init__(self, slot: int, public_dir: Path, sandboxed: bool) -> None:
+    def __init__(self, slot: int, public_dir: Path, sandboxed: bool, limits=None) -> None:
         self.slot = slot
+        self.cgroup = None
+        if sandboxed and limits is not None:
+            self.cgroup = SlotCgroup(slot, (limits.memory_mb + 1024) * 2**20, limits.processes + 32)
         base = [sys.executable, "-m", "autograder.grade.worker", "--slot", str(slot),
                 "--checks-dir", str(public_dir)]
         if sandboxed:
@@ -82,7 +137,7 @@ class Worker:
                                       "PYTHONPATH": str(_package_root().parent)}
         self.process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            text=True, bufsize=1, env=env)
+            text=True, bufsize=1, env=env, preexec_fn=self.cgroup.join if self.cgroup else None)
 
     def wait_ready(self) -> None:
         ready = self._readline()
@@ -114,18 +169,20 @@ class Worker:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        if self.cgroup is not None:
+            self.cgroup.remove()
 
 
 class WorkerPool:
     """N workers pulling jobs from one queue; answers come back in completion order."""
 
-    def __init__(self, size: int, public_dir: Path, sandboxed: bool) -> None:
-        self.size, self.public_dir, self.sandboxed = size, public_dir, sandboxed
+    def __init__(self, size: int, public_dir: Path, sandboxed: bool, limits=None) -> None:
+        self.size, self.public_dir, self.sandboxed, self.limits = size, public_dir, sandboxed, limits
         self.jobs: queue.Queue = queue.Queue(maxsize=size * 4)
         self.answers: queue.Queue = queue.Queue()
         # Started from this thread on purpose: bwrap --die-with-parent watches the thread that
         # spawned it, so a worker started from a short-lived thread would be killed with it.
-        self.workers = [Worker(slot, public_dir, sandboxed) for slot in range(size)]
+        self.workers = [Worker(slot, public_dir, sandboxed, limits) for slot in range(size)]
         try:
             for worker in self.workers:
                 worker.wait_ready()
@@ -145,7 +202,7 @@ class WorkerPool:
             if answer is None:   # the worker itself died (not the student's run): restart, retry once
                 worker.close()
                 try:
-                    worker = Worker(worker.slot, self.public_dir, self.sandboxed)
+                    worker = Worker(worker.slot, self.public_dir, self.sandboxed, self.limits)
                     worker.wait_ready()
                     answer = worker.run(job)
                 except Exception:
