@@ -52,7 +52,7 @@ def build(lab):
               help="Wall seconds for one submission, all questions together.")
 @click.option("--question-timeout", type=float, default=10.0, show_default=True,
               help="Wall seconds for one question's cells.")
-@click.option("--memory-mb", type=int, default=2048, show_default=True, help="Memory per submission.")
+@click.option("--memory-mb", type=int, default=1024, show_default=True, help="Memory per submission.")
 @click.option("--max-processes", type=int, default=64, show_default=True,
               help="Processes and threads one submission may run.")
 @click.option("--max-file-mb", type=int, default=64, show_default=True,

@@ -132,6 +132,15 @@ def grade_batch(autograder_zip: Path, paths: list[Path], out: Path, *, ext: str 
 
 
 def _grade(autograder, items, out, containers, limits, sandbox, summaries, progress, started) -> BatchSummary:
+    size = max(1, min(containers or os.cpu_count() or 1, len(items)))
+    pool = WorkerPool(size, autograder.public_dir, sandbox, limits)   # warms up meanwhile
+    try:
+        return _grade_with(pool, autograder, items, out, limits, summaries, progress, started)
+    finally:
+        pool.close()
+
+
+def _grade_with(pool, autograder, items, out, limits, summaries, progress, started) -> BatchSummary:
     ag_config = load_ag_config(autograder)
     judge = Judge(autograder)
     results: list[SubmissionResult | None] = [None] * len(items)
@@ -184,26 +193,21 @@ def _grade(autograder, items, out, containers, limits, sandbox, summaries, progr
 
     graded_now = 0
     if jobs:
-        size = max(1, min(containers or os.cpu_count() or 1, len(jobs)))
-        pool = WorkerPool(size, autograder.public_dir, sandbox, limits)
+        pool.start()
         probes = {digest: job["probe"] for digest, job in jobs}
 
         def feed() -> None:
             for _, job in jobs:
                 pool.submit(job)
 
-        feeder = threading.Thread(target=feed, daemon=True)
-        feeder.start()
-        try:
-            for _ in range(len(jobs)):
-                answer = pool.answers.get()
-                digest = answer["id"]
-                result = _judged(judge, answer, probes[digest], items[waiting[digest][0]], digest)
-                for i in waiting.pop(digest):
-                    finish(i, result, fresh=True)
-                graded_now += 1
-        finally:
-            pool.close()
+        threading.Thread(target=feed, daemon=True).start()
+        for _ in range(len(jobs)):
+            answer = pool.answers.get()
+            digest = answer["id"]
+            result = _judged(judge, answer, probes[digest], items[waiting[digest][0]], digest)
+            for i in waiting.pop(digest):
+                finish(i, result, fresh=True)
+            graded_now += 1
     meter.close()
 
     final = mark_resubmissions([r for r in results if r is not None])

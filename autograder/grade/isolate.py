@@ -39,7 +39,7 @@ class Limits:
 
     question_timeout: float = 10.0  # wall seconds for one question's cells
     timeout: float = 60.0           # wall seconds for the whole submission (all runs)
-    memory_mb: int = 2048           # address space on top of the warm interpreter
+    memory_mb: int = 1024           # address space on top of the warm interpreter
     processes: int = 64             # processes and threads of the submission's uid
     file_size_mb: int = 64          # largest file, and the scratch tmpfs size
     output_mb: int = 16             # observation records a run may send

@@ -126,7 +126,8 @@ class Worker:
         self.slot = slot
         self.cgroup = None
         if sandboxed and limits is not None:
-            self.cgroup = SlotCgroup(slot, (limits.memory_mb + 1024) * 2**20, limits.processes + 32)
+            # the worker's own warm pages (~0.5 GB) are charged here too
+            self.cgroup = SlotCgroup(slot, (limits.memory_mb + 768) * 2**20, limits.processes + 32)
         base = [sys.executable, "-m", "autograder.grade.worker", "--slot", str(slot),
                 "--checks-dir", str(public_dir)]
         if sandboxed:
@@ -182,7 +183,11 @@ class WorkerPool:
         self.answers: queue.Queue = queue.Queue()
         # Started from this thread on purpose: bwrap --die-with-parent watches the thread that
         # spawned it, so a worker started from a short-lived thread would be killed with it.
+        # The workers warm up (import torch...) while the caller prepares; start() waits for them.
         self.workers = [Worker(slot, public_dir, sandboxed, limits) for slot in range(size)]
+        self.threads: list[threading.Thread] = []
+
+    def start(self) -> None:
         try:
             for worker in self.workers:
                 worker.wait_ready()
@@ -215,9 +220,9 @@ class WorkerPool:
         self.jobs.put(job)
 
     def close(self) -> None:
-        for _ in self.workers:
+        for _ in self.threads:
             self.jobs.put(None)
-        for t in getattr(self, "threads", []):
+        for t in self.threads:
             t.join(timeout=30)
         for w in self.workers:
             w.close()
