@@ -7,6 +7,7 @@ those records with `load_batch`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -82,9 +83,15 @@ class SubmissionResult:
 
     @property
     def key(self) -> str:
-        """A name unique within the batch, safe as a file name (results/<key>.json)."""
+        """A name unique within the batch, safe as a file name (results/<key>.json): the source
+        made safe, plus a short hash of it when making it safe changed it (so 'lab 1' and
+        'lab_1' stay apart)."""
         stem = self.source.replace("/", "__") or self.file
-        return "".join(c if c.isalnum() or c in "._-" else "_" for c in stem)
+        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in stem).lstrip(".") or "submission"
+        if safe != stem:
+            digest = hashlib.sha256(self.source.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+            safe = f"{safe}-{digest}"
+        return safe
 
     def question(self, name: str) -> QuestionResult | None:
         return next((q for q in self.questions if q.name == name), None)

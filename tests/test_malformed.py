@@ -352,10 +352,6 @@ def test_malformed_input(graded, batch, name):
     assert (g.out / "feedback" / f"{result.key}.md").is_file()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "results.SubmissionResult.key replaces every character outside [A-Za-z0-9._-] with '_', so "
-    "'lab 1.ipynb' and 'lab_1.ipynb' (two students) share results/lab_1.ipynb.json and "
-    "feedback/lab_1.ipynb.md: one student's feedback overwrites the other's"))
 def test_distinct_files_get_distinct_results_and_feedback(graded):
     g: Graded = graded["ipynb"]
     spaced, underscored = g.results[SPACED_NAME], g.results[UNDERSCORED_NAME]
@@ -404,10 +400,6 @@ def test_non_utf8_name_is_graded_and_printable(graded):
     name.encode("utf-8")                                   # no lone surrogates left in the row
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "submission.discover() keeps the raw (surrogate-escaped) name in StudentRef.original_name; "
-    "outputs.feedback_markdown() writes it, and write_atomic's UTF-8 encode raises "
-    "UnicodeEncodeError: grade_batch(..., summaries=True) crashes after grading"))
 def test_non_utf8_name_with_summaries_does_not_crash_the_batch(graded):
     g: Graded = graded["odd"]
     assert g.error is None, f"grade_batch raised {type(g.error).__name__}: {g.error}"
@@ -430,11 +422,6 @@ def test_export_zip_grades_like_the_notebook(graded):
     assert r.points == TOTAL and r.status == "graded"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "submission._read_member() lets zipfile's BadZipFile (bad CRC), zlib.error (bad deflate data), "
-    "RuntimeError (encrypted) and NotImplementedError (unsupported method) escape; batch._grade "
-    "only catches InvalidSubmission/OSError, so one damaged export zip (or damaged member of a "
-    "Canvas download) aborts the whole batch before final_grades.csv is written"))
 def test_damaged_zip_is_one_row_and_does_not_stop_the_batch(graded):
     g: Graded = graded["damaged"]
     assert g.error is None, f"grade_batch raised {type(g.error).__name__}: {g.error}"
@@ -448,10 +435,6 @@ def test_damaged_zip_is_one_row_and_does_not_stop_the_batch(graded):
 
 
 @pytest.mark.parametrize("kind", ["encrypted", "deflate64", "bad_crc", "bad_deflate"])
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "submission._read_member() does not turn zipfile's RuntimeError (encrypted), "
-    "NotImplementedError (unsupported method), BadZipFile (bad CRC) or zlib.error (bad data) "
-    "into InvalidSubmission, so read_cells() raises them to the batch"))
 def test_unreadable_zip_member_is_an_invalid_submission(kind):
     from autograder.grade.submission import InvalidSubmission, read_cells
     data = _damaged_members()[kind]

@@ -423,9 +423,6 @@ def test_reading_threats_found_nothing(batch):
 # --------------------------------------------------------------------------- would hang the batch
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="worker.run_once: once the record pipe reaches EOF it calls "
-                   "os.waitpid(inner, 0) with no deadline; a submission that closes the pipe and "
-                   "sleeps hangs its worker, and the whole batch, forever")
 def test_closing_the_record_pipe_then_sleeping_does_not_hang_the_batch(batch):
     hang = batch.hang
     assert hang, "no fixture in tests/fixtures/threats/hangs"

@@ -166,6 +166,9 @@ def _grade_with(pool, autograder, items, out, limits, summaries, progress, start
         except OSError as exc:
             finish(index, _invalid(item, "unreadable-" + str(index), f"could not read the file ({exc.strerror})"), fresh=False)
             continue
+        except Exception as exc:   # whatever else a broken file does, it is this file's row only
+            finish(index, _invalid(item, "unreadable-" + str(index), f"could not read the file ({type(exc).__name__})"), fresh=False)
+            continue
         digest = content_digest(data, autograder.digest)
         cached = load_record(out, digest)
         if cached is not None:
@@ -178,9 +181,10 @@ def _grade_with(pool, autograder, items, out, limits, summaries, progress, start
         waiting[digest] = [index]
         try:
             cells = read_cells(data)
-        except InvalidSubmission as exc:
+        except Exception as exc:
+            reason = str(exc) if isinstance(exc, InvalidSubmission) else f"invalid notebook ({type(exc).__name__})"
             for i in waiting.pop(digest):
-                finish(i, _invalid(items[i], digest, str(exc)), fresh=True)
+                finish(i, _invalid(items[i], digest, reason), fresh=True)
             continue
         del data
         if not cells:

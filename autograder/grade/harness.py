@@ -178,6 +178,95 @@ class _IPythonRunner:
         return type(error).__name__[:60] if error is not None else None
 
 
+_MISSING = object()
+_CORE_BUILTINS = ("isinstance", "issubclass", "type", "len", "abs", "all", "any", "float", "int",
+                  "bool", "id", "getattr", "zip", "sorted", "tuple", "list", "dict", "set", "str",
+                  "range", "min", "max", "sum", "round", "repr", "hasattr", "iter", "next")
+
+
+class Integrity:
+    """What observation relies on, as it was before student code ran. At each checkpoint the
+    pristine objects are put back for the time of the observation and the student's versions
+    restored afterwards: patching torch.allclose, the checks' tracker or observe itself can
+    neither fake a pass nor change what the student's own code sees."""
+
+    def __init__(self) -> None:
+        import dataclasses
+        import json
+        import json.encoder
+        import math
+
+        import torch
+        from torch.autograd import function as autograd_function, gradcheck as gradcheck_module
+        from torch.autograd.variable import Variable
+
+        tracker = autograd_checks.tracker
+        modules = [torch, torch.autograd, autograd_function, gradcheck_module, torch.autograd.graph,
+                   torch.testing, autograd_checks, sys.modules[__name__], math, dataclasses, json,
+                   json.encoder]
+        comparison = sys.modules.get("torch.testing._comparison")
+        if comparison is not None:
+            modules.append(comparison)
+        # (owner, snapshot, whether names added later must go too)
+        self.watch = [(m, dict(vars(m)), False) for m in modules]
+        self.watch += [(owner, dict(vars(owner)), True)
+                       for owner in (torch.Tensor, Variable, type(tracker), tracker)]
+        self.watch.append((builtins, {name: getattr(builtins, name) for name in _CORE_BUILTINS}, False))
+
+    @staticmethod
+    def _put(owner, key, value) -> None:
+        if value is _MISSING:
+            delattr(owner, key)
+        else:
+            setattr(owner, key, value)
+
+    def pristine(self):
+        """Context manager: observation runs on the original objects."""
+        import contextlib
+
+        @contextlib.contextmanager
+        def swapped():
+            changed = []
+            for owner, snapshot, exact in self.watch:
+                live = vars(owner)
+                for key, value in snapshot.items():
+                    current = live.get(key, _MISSING)
+                    if current is not value:
+                        changed.append((owner, key, current))
+                        self._put(owner, key, value)
+                if exact:
+                    for key in [k for k in live if k not in snapshot]:
+                        changed.append((owner, key, live[key]))
+                        self._put(owner, key, _MISSING)
+            try:
+                yield
+            finally:
+                for owner, key, value in reversed(changed):
+                    self._put(owner, key, value)
+
+        return swapped()
+
+
+def _no_dispatch_modes():
+    """Torch dispatch modes the student pushed could rewrite tensor reads: off while observing."""
+    from torch.utils._python_dispatch import _disable_current_modes
+    return _disable_current_modes()
+
+
+def _no_introspection(event: str, args) -> None:
+    """Audit hook: the grader's own objects are not the submission's to search for."""
+    if event in ("gc.get_objects", "gc.get_referrers", "gc.get_referents", "sys._current_frames"):
+        raise RuntimeError(f"{event} is not available in graded runs")
+
+
+def _activity() -> tuple[int, int]:
+    """(processes in this PID namespace, threads of this process), as /proc shows them."""
+    try:
+        return (sum(1 for d in os.listdir("/proc") if d.isdigit()), len(os.listdir("/proc/self/task")))
+    except OSError:
+        return (0, 0)
+
+
 def run_cells(job: dict, recorder: Recorder) -> None:
     """Execute the job's cells in order, skipping failed segments, observing at checkpoints."""
     cells: list[str] = job["cells"]
@@ -191,12 +280,17 @@ def run_cells(job: dict, recorder: Recorder) -> None:
 
     runner = _IPythonRunner() if needs_ipython(cells) else _FastRunner()
     recorder.emit({"t": "mode", "m": runner.mode})
+    integrity = Integrity()
+    sys.addaudithook(_no_introspection)
+    in_namespace = os.getpid() == 1   # then /proc shows just this submission's processes
+    activity = _activity()
 
     def checkpoint(question: str) -> None:
         spec = questions.get(question)
         if spec is None or spec["segment"] in skip:
             return
-        facts = observe_names(runner.namespace, spec["names"], probe_inputs=probe_inputs)
+        with integrity.pristine(), _no_dispatch_modes():
+            facts = observe_names(runner.namespace, spec["names"], probe_inputs=probe_inputs)
         recorder.emit({"t": "obs", "q": question, "facts": [f.to_plain() for f in facts.values()]})
         observed.add(question)
 
@@ -213,6 +307,11 @@ def run_cells(job: dict, recorder: Recorder) -> None:
         error = runner.run(index, source)
         if error:
             recorder.emit({"t": "err", "s": segment, "e": error})
+        now = _activity()
+        if in_namespace and (now[0] > activity[0] or now[1] > activity[1]):
+            # this cell left a thread or process running: if the run dies later, suspect it
+            recorder.emit({"t": "bg", "s": segment})
+        activity = max(activity, now)
 
     end = job["end_segment"]               # questions never checked are observed at the end
     if end in skip:

@@ -12,6 +12,7 @@ import hashlib
 import json
 import stat
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,7 +66,7 @@ def content_digest(data: bytes, autograder_digest: str) -> str:
 def _identity(relative: str) -> StudentRef:
     from ..lms_names import parse_canvas_name, parse_moodle_folder
 
-    parts = relative.split("/")
+    parts = printable(relative).split("/")
     ref = parse_canvas_name(parts[-1])
     if ref is None and len(parts) > 1:
         for folder in reversed(parts[:-1]):
@@ -167,8 +168,11 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
     if info.compress_size and info.file_size / info.compress_size > MAX_COMPRESSION_RATIO \
             and info.file_size > 10 * 2**20:
         raise InvalidSubmission("the zip looks like a zip bomb (compression ratio too high)")
-    with archive.open(info) as member:
-        data = member.read(MAX_NOTEBOOK_BYTES + 1)   # the header may lie: cap the real size
+    try:
+        with archive.open(info) as member:
+            data = member.read(MAX_NOTEBOOK_BYTES + 1)   # the header may lie: cap the real size
+    except (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError, EOFError, ValueError) as exc:
+        raise InvalidSubmission(f"the zip is damaged or encrypted and cannot be read ({type(exc).__name__})") from None
     if len(data) > MAX_NOTEBOOK_BYTES:
         raise InvalidSubmission("file inside the zip too large")
     return data
@@ -235,7 +239,8 @@ def read_cells(data: bytes) -> list[str]:
     language_info = meta.get("language_info") if isinstance(meta.get("language_info"), dict) else {}
     language = str(kernelspec.get("language") or language_info.get("name") or "python").lower()
     if language not in ("python", "python3", "ipython"):
-        raise InvalidSubmission(f"this is a {language} notebook, not a Python one; submit the lab's notebook")
+        shown = {"r": "R", "julia": "Julia", "javascript": "JavaScript"}.get(language, language)
+        raise InvalidSubmission(f"this is a {shown} notebook, not a Python one; submit the lab's notebook")
     cells = nb.get("cells")
     if not isinstance(cells, list):
         raise InvalidSubmission("invalid notebook: it has no list of cells")

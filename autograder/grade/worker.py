@@ -79,6 +79,7 @@ class RunOutcome:
         self.tampered = False
         self.setup_error = ""
         self.mode = ""
+        self.background: set[int] = set()   # segments that left threads or processes running
 
 
 def _child(job: dict, skip: list[int], record_fd: int, nonce: str, uid: int, sandboxed: bool) -> None:
@@ -167,6 +168,19 @@ def _describe_exit(code: int) -> str:
         return f"crashed (signal {sig})"
 
 
+def _reap(pid: int, sandboxed: bool, grace: float) -> tuple[int, bool]:
+    """waitpid with a deadline: (status, whether the run had to be killed after `grace` s)."""
+    deadline = time.monotonic() + grace
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status, False
+        if time.monotonic() >= deadline:
+            _kill(pid, sandboxed)
+            return os.waitpid(pid, 0)[1], True
+        time.sleep(0.001)
+
+
 def run_once(job: dict, skip: list[int], deadline: float, uid: int, sandboxed: bool) -> RunOutcome:
     limits = job["limits"]
     out = RunOutcome()
@@ -225,11 +239,17 @@ def run_once(job: dict, skip: list[int], deadline: float, uid: int, sandboxed: b
                     out.done = True
                 elif kind == "mode" and record.get("m") in ("fast", "ipython"):
                     out.mode = record["m"]
+                elif kind == "bg" and isinstance(record.get("s"), int):
+                    out.background.add(record["s"])
                 else:
                     out.tampered = True
     finally:
         os.close(rec_r)
-        _, status = os.waitpid(inner, 0)
+        # EOF does not mean the run ended (it may have closed the pipe and gone on): it gets a
+        # moment to exit, then it is killed.
+        status, lingered = _reap(inner, sandboxed, grace=2.0 if out.done else 0.5)
+        if lingered and not out.done and not killed_for:
+            killed_for = "stopped reporting (closed the grader's channel)"
     if killed_for:
         out.done, out.reason = False, killed_for
     elif not out.done:
@@ -259,6 +279,12 @@ def grade_job(job: dict, uid: int, sandboxed: bool) -> dict:
             for q in segment_questions.get(segment, []):
                 notes.setdefault(q, []).extend(e for e in errors if e not in notes.get(q, []))
         failed = out.segment if not out.done else None
+        if failed is not None:
+            # A thread or process left running by an earlier question may be what ended the run:
+            # blame the earliest such question first (a rerun without it settles the matter).
+            earlier = [s for s in out.background if s < failed and s not in skip]
+            if earlier:
+                failed = min(earlier)
         for q, facts in out.observations.items():
             spec = job["questions"].get(q)
             if spec is None or q in status:

@@ -194,7 +194,7 @@ class _BackwardTracker:
             return "edited", 0
         _, grad_ref, version, snapshot, passes = record
         same = (grad_ref() is grad and _get_version(grad) == version
-                and bool(torch.equal(_detach(grad), snapshot)))
+                and bool(_TB.equal(_detach(grad), snapshot)))
         return ("autograd", passes) if same else ("edited", 0)
 
 
@@ -318,10 +318,19 @@ def _reaches(grad_fn) -> tuple[int, ...]:
     return tuple(sorted({id(t) for t in leaves} | set(nodes)))
 
 
+_DisableTorchFunction = torch._C.DisableTorchFunction
+
+
 def observe(obj: Any, name: str, *, probe_inputs: tuple[list[float], list[float]] | None = None) -> Facts:
-    """Plain data about one object from the student's namespace."""
+    """Plain data about one object from the student's namespace (torch function modes, which
+    could rewrite what tensors report, are switched off while reading)."""
     if _isinstance(obj, Facts):
         return obj
+    with _DisableTorchFunction():
+        return _observe(obj, name, probe_inputs)
+
+
+def _observe(obj: Any, name: str, probe_inputs) -> Facts:
     kind_type = _type(obj)
     if kind_type in _PLAIN_TENSOR_TYPES:
         with warnings.catch_warnings():  # reading .grad of a non-leaf warns; we report it instead
@@ -594,7 +603,7 @@ def _require_grad(env, name: str, of: str) -> Facts:
               f"Call {of}.backward() first, then read {name}.grad.")
     if f.grad_kind != "tensor":
         _fail(f"`{name}.grad` is not a tensor. Let autograd fill it in by calling {of}.backward().")
-    if f.grad_source == "edited":
+    if f.grad_source != "autograd":   # "unknown" only when the tracking was switched off
         _fail(f"`{name}.grad` was set or changed by hand, not by autograd. Remove that line and "
               f"let {of}.backward() compute the gradient. (If you did not touch it, run the "
               f"notebook from the top: the first cell must run before backward() for the checks "
