@@ -24,12 +24,13 @@ _json_dumps = json.dumps
 _write = os.write
 _getpid = os.getpid
 
-# Magics that mean nothing in a graded run, and those whose cell body simply runs.
+# Magics that mean nothing in a graded run (display, installs: there is no network), and those
+# whose cell body simply runs. Anything else (%cd, %env, %run, %%bash...) goes to IPython itself.
 _NO_OP_LINE_MAGICS = {"matplotlib", "config", "load_ext", "reload_ext", "autoreload", "pylab",
-                      "pip", "conda", "precision", "pprint", "xmode", "who", "whos", "env", "cd",
-                      "pwd", "ls", "history", "colors"}
+                      "pip", "conda", "precision", "pprint", "xmode", "who", "whos", "pwd", "ls",
+                      "history", "colors"}
 _RUN_BODY_CELL_MAGICS = {"time", "timeit", "capture", "prun"}
-_NO_OP_CELL_MAGICS = {"html", "markdown", "latex", "javascript", "js", "svg", "bash", "sh", "script"}
+_NO_OP_CELL_MAGICS = {"html", "markdown", "latex", "javascript", "js", "svg"}
 
 
 class UnsupportedMagic(Exception):
@@ -124,7 +125,7 @@ def needs_ipython(cells: list[str]) -> bool:
     for source in cells:
         for kind, name in _MAGIC_CALL.findall(_transformer.transform_cell(source)):
             known = (_NO_OP_LINE_MAGICS | {"time", "timeit"}) if kind == "line" else \
-                (_RUN_BODY_CELL_MAGICS | {"writefile"} | (_NO_OP_CELL_MAGICS - {"bash", "sh", "script"}))
+                (_RUN_BODY_CELL_MAGICS | _NO_OP_CELL_MAGICS | {"writefile"})
             if name not in known:
                 return True
     return False
