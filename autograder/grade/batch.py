@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import warnings
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -69,6 +70,15 @@ class _Progress:
             self.bar.close()
 
 
+def _why(exc: Exception, what: str) -> str:
+    """A failure to read or parse a file, in the words of its grading_status."""
+    if isinstance(exc, InvalidSubmission):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{what} ({exc.strerror})"
+    return f"{what} ({type(exc).__name__})"
+
+
 def _invalid(item: InputFile, digest: str, reason: str) -> SubmissionResult:
     return SubmissionResult(file=item.file, source=item.source, digest=digest, status=reason,
                             student=item.student, submitted_at=item.submitted_at)
@@ -83,6 +93,7 @@ def _identity(result: SubmissionResult, item: InputFile) -> SubmissionResult:
 def mark_resubmissions(results: list[SubmissionResult]) -> list[SubmissionResult]:
     """Two files of one LMS student: both graded, the newest counts, the older says so."""
     newest: dict[tuple[str, str], SubmissionResult] = {}
+    files = Counter((r.student.lms, r.student.key) for r in results if r.student.key)
     for r in results:
         if not r.student.key:
             continue
@@ -95,7 +106,7 @@ def mark_resubmissions(results: list[SubmissionResult]) -> list[SubmissionResult
         k = (r.student.lms, r.student.key)
         if r.student.key and newest[k] is not r:
             marked.append(r.with_counts(False, f"superseded by a newer file: {newest[k].source}"))
-        elif r.student.key and sum(1 for o in results if (o.student.lms, o.student.key) == k) > 1:
+        elif r.student.key and files[k] > 1:
             marked.append(r.with_counts(True, "newest of several files from this student: this one counts"))
         else:
             marked.append(r)
@@ -160,14 +171,8 @@ def _grade_with(pool, autograder, items, out, limits, summaries, progress, start
     for index, item in enumerate(items):
         try:
             data = item.read()
-        except InvalidSubmission as exc:
-            finish(index, _invalid(item, "unreadable-" + str(index), str(exc)), fresh=False)
-            continue
-        except OSError as exc:
-            finish(index, _invalid(item, "unreadable-" + str(index), f"could not read the file ({exc.strerror})"), fresh=False)
-            continue
-        except Exception as exc:   # whatever else a broken file does, it is this file's row only
-            finish(index, _invalid(item, "unreadable-" + str(index), f"could not read the file ({type(exc).__name__})"), fresh=False)
+        except Exception as exc:   # whatever a broken file does, it is this file's row only
+            finish(index, _invalid(item, f"unreadable-{index}", _why(exc, "could not read the file")), fresh=False)
             continue
         digest = content_digest(data, autograder.digest)
         cached = load_record(out, digest)
@@ -182,16 +187,14 @@ def _grade_with(pool, autograder, items, out, limits, summaries, progress, start
         try:
             cells = read_cells(data)
         except Exception as exc:
-            reason = str(exc) if isinstance(exc, InvalidSubmission) else f"invalid notebook ({type(exc).__name__})"
+            reason = _why(exc, "invalid notebook")
             for i in waiting.pop(digest):
                 finish(i, _invalid(items[i], digest, reason), fresh=True)
             continue
         del data
         if not cells:
-            empty = SubmissionResult(file=item.file, source=item.source, digest=digest,
-                                     status="no code cells (empty notebook)")
             for i in waiting.pop(digest):
-                finish(i, empty, fresh=True)
+                finish(i, _invalid(items[i], digest, "no code cells (empty notebook)"), fresh=True)
             continue
         jobs.append((digest, build_job(digest, cells, autograder, limits.to_plain(), digest + autograder.digest)))
 
@@ -226,12 +229,10 @@ def _grade_with(pool, autograder, items, out, limits, summaries, progress, start
 
 def _judged(judge: Judge, answer: dict, probe, item: InputFile, digest: str) -> SubmissionResult:
     if "error" in answer:
-        return SubmissionResult(file=item.file, source=item.source, digest=digest,
-                                status=f"grader error: {answer['error']}")
+        return _invalid(item, digest, f"grader error: {answer['error']}")
     setup = answer.get("notes", {}).get("_sandbox")
     if setup:   # our failure, not the student's: not recorded, so the next run retries it
-        return SubmissionResult(file=item.file, source=item.source, digest=digest,
-                                status=f"grader error: sandbox setup failed ({setup[0]})")
+        return _invalid(item, digest, f"grader error: sandbox setup failed ({setup[0]})")
     status = GRADED
     if answer.get("tampered"):   # forged records may hide among real ones: trust none of them
         status = "tampering detected: the submission wrote to the grader's channel"

@@ -52,14 +52,7 @@ def write_final_grades(out: Path, results: list[SubmissionResult], autograder: A
     """final_grades.csv exactly as `otter grade` writes it, grading_status in plain words."""
     from otter.grade.utils import merge_scores_to_df
 
-    scores = []
-    for result in results:
-        gr = _otter_results(result, autograder)
-        status = grading_status(result)
-        if result.questions and status != COMPLETED:
-            gr._status_override = status
-        scores.append(gr)
-    df = merge_scores_to_df(scores)
+    df = merge_scores_to_df([_otter_results(r, autograder) for r in results])
     if "grading_status" in df.columns:   # otter only knows Completed vs an exception text
         by_file = {r.file: grading_status(r) for r in results}
         mask = df["file"] != "points-per-question"

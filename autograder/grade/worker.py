@@ -141,12 +141,12 @@ def _start_run(job: dict, skip: list[int], uid: int, sandboxed: bool):
     return pid, rec_r, nonce
 
 
-def _kill(inner: int, sandboxed: bool) -> None:
+def _kill(pid: int, sandboxed: bool) -> None:
     try:
         if sandboxed:
-            os.kill(inner, signal.SIGKILL)    # PID 1 of the namespace: takes everything with it
+            os.kill(pid, signal.SIGKILL)    # PID 1 of the namespace: takes everything with it
         else:
-            os.killpg(inner, signal.SIGKILL)
+            os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
 
@@ -184,8 +184,8 @@ def _reap(pid: int, sandboxed: bool, grace: float) -> tuple[int, bool]:
 def run_once(job: dict, skip: list[int], deadline: float, uid: int, sandboxed: bool) -> RunOutcome:
     limits = job["limits"]
     out = RunOutcome()
-    inner, rec_r, nonce = _start_run(job, skip, uid, sandboxed)
-    expected_pid = 1 if sandboxed else inner
+    pid, rec_r, nonce = _start_run(job, skip, uid, sandboxed)
+    expected_pid = 1 if sandboxed else pid
     max_bytes = int(limits["output_mb"] * 2**20)
     received, buffer = 0, b""
     segment_deadline = deadline
@@ -196,7 +196,7 @@ def run_once(job: dict, skip: list[int], deadline: float, uid: int, sandboxed: b
             wait = min(segment_deadline, deadline) - now
             if wait <= 0:
                 killed_for = "timed out"
-                _kill(inner, sandboxed)
+                _kill(pid, sandboxed)
                 break
             ready, _, _ = select.select([rec_r], [], [], wait)
             if not ready:
@@ -207,7 +207,7 @@ def run_once(job: dict, skip: list[int], deadline: float, uid: int, sandboxed: b
             received += len(chunk)
             if received > max_bytes:
                 killed_for = "output limit"
-                _kill(inner, sandboxed)
+                _kill(pid, sandboxed)
                 break
             buffer += chunk
             *lines, buffer = buffer.split(b"\n")
@@ -219,14 +219,15 @@ def run_once(job: dict, skip: list[int], deadline: float, uid: int, sandboxed: b
                 except ValueError:
                     out.tampered = True
                     continue
-                if record.get("t") == "setup":
-                    pass
-                elif record.get("pid") != expected_pid or record.get("nonce") != nonce:
-                    out.tampered = True
-                    continue
                 kind = record.get("t")
-                if kind == "setup" and out.segment is None and not out.observations:
-                    out.setup_error = str(record.get("e"))[:300]
+                if kind == "setup":   # written by our setup code, before any student code ran
+                    if out.segment is None and not out.observations:
+                        out.setup_error = str(record.get("e"))[:300]
+                    else:
+                        out.tampered = True
+                    continue
+                if record.get("pid") != expected_pid or record.get("nonce") != nonce:
+                    out.tampered = True
                     continue
                 if kind == "seg" and isinstance(record.get("s"), int):
                     out.segment = record["s"]
@@ -247,7 +248,7 @@ def run_once(job: dict, skip: list[int], deadline: float, uid: int, sandboxed: b
         os.close(rec_r)
         # EOF does not mean the run ended (it may have closed the pipe and gone on): it gets a
         # moment to exit, then it is killed.
-        status, lingered = _reap(inner, sandboxed, grace=2.0 if out.done else 0.5)
+        status, lingered = _reap(pid, sandboxed, grace=2.0 if out.done else 0.5)
         if lingered and not out.done and not killed_for:
             killed_for = "stopped reporting (closed the grader's channel)"
     if killed_for:
