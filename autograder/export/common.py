@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from ..errors import UserError
+from ..escape import safe_cell
 from ..results import GRADED, SubmissionResult, load_batch
-from .report import DUPLICATE, NOT_GRADED, SUPERSEDED, UNIDENTIFIED, Unmatched
+from .report import DUPLICATE, NEEDS_REVIEW, NOT_GRADED, SUPERSEDED, UNIDENTIFIED, Unmatched
 
 Results = Path | str | Sequence[SubmissionResult]
 
@@ -68,10 +69,12 @@ def read_csv(path: Path, what: str, how_to_get: str) -> CsvTable:
 
 
 def csv_text(rows: Iterable[Sequence[object]], newline: str = "\n", delimiter: str = ",") -> str:
+    """Every text cell goes through safe_cell: names, file names and hints are student-controlled
+    and must not reach a spreadsheet as a formula (numbers such as -1.5 are left alone)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator=newline, delimiter=delimiter)
     for row in rows:
-        w.writerow(["" if c is None else c for c in row])
+        w.writerow(["" if c is None else safe_cell(c) for c in row])
     return buf.getvalue()
 
 
@@ -212,11 +215,15 @@ def choose_counting(results: Sequence[SubmissionResult], lms: str, lms_title: st
             unmatched.append(Unmatched(
                 DUPLICATE, key, where(other),
                 f"two counting files for this student; kept the newer {where(keep)}"))
+        if keep.held:
+            unmatched.append(Unmatched(
+                NEEDS_REVIEW, key, where(keep),
+                "flagged by the source screen: 0 written until staff accept it (autograder review)"))
         if keep.status != GRADED:
             failed[key] = keep
             unmatched.append(Unmatched(
                 NOT_GRADED, key, where(keep),
-                f"grading did not finish ({keep.status}); no grade written, grade it by hand"))
+                f"grading did not finish ({keep.status_text}); no grade written, grade it by hand"))
         else:
             graded[key] = keep
     return Chosen(graded=graded, failed=failed, unmatched=unmatched)

@@ -22,15 +22,16 @@ def long_rows(results) -> list[list[str]]:
     for r in results:
         base = [student_label(r), where(r)]
         counts = "yes" if r.counts else "no"
-        if not r.questions:
-            rows.append(base + ["", "", "0", "0", r.status, "", counts])
+        if not r.questions or r.held:   # a flagged submission earns 0 until staff accept it
+            rows.append(base + ["", "", "0", fmt_points(r.max_points) if r.held else "0", r.status_text, "", counts])
+            continue
         for q in r.questions:
             for t in q.tests:
                 rows.append(base + [q.name, t.name, fmt_points(t.points), fmt_points(t.max_points),
                                     "passed" if t.passed else "failed", t.hint, counts])
             if not q.graded_normally or not q.tests:
                 rows.append(base + [q.name, "", fmt_points(q.points), fmt_points(q.max_points),
-                                    q.status, "", counts])
+                                    q.status_text, "", counts])
     return rows
 
 

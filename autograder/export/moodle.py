@@ -45,7 +45,7 @@ def feedback_summary(r: SubmissionResult) -> str:
     for q in r.questions:
         text = f"{q.name} {fmt_points(q.points)}/{fmt_points(q.max_points)}"
         if not q.graded_normally:
-            text += f" ({q.status})"
+            text += f" ({q.status_text})"
         else:
             failing_visible = next((t for t in q.tests if not t.hidden and not t.passed), None)
             if failing_visible is not None:

@@ -7,6 +7,7 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..escape import safe_row
 from ..results import write_atomic
 
 UNMATCHED_FILE = "unmatched.csv"
@@ -19,6 +20,7 @@ UNIDENTIFIED = "unidentified"            # a file whose name does not say which 
 SUPERSEDED = "superseded"                # an older file of a student who handed in again
 DUPLICATE = "duplicate"                  # a second counting file for one student (older one dropped)
 NOT_GRADED = "not_graded"                # a submission grading could not finish
+NEEDS_REVIEW = "needs_review"            # flagged by the source screen: 0 until accepted
 LOCKED = "locked"                        # Moodle: the grade is locked or overridden in the gradebook
 
 
@@ -76,8 +78,8 @@ def write_unmatched(folder: Path, entries: list[Unmatched]) -> Path:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(UNMATCHED_COLUMNS)
-    for e in entries:
-        w.writerow([e.kind, e.key, e.file, e.reason])
+    for e in entries:   # file names and reasons quote student-controlled names
+        w.writerow(safe_row([e.kind, e.key, e.file, e.reason]))
     path = folder / UNMATCHED_FILE
     write_atomic(path, buf.getvalue())
     return path

@@ -21,6 +21,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from ..errors import UserError
+from ..escape import printable, url_part
 from ..results import GRADED, RECORDS_DIR, SubmissionResult, load_batch
 from . import plots
 from .templates import CHECK_SCRIPT, FEEDBACK, INDEX, STYLE
@@ -41,13 +42,18 @@ def graded_normally(r: SubmissionResult) -> bool:
     return r.status == GRADED and bool(r.questions) and all(q.graded_normally for q in r.questions)
 
 
+def status_text(x) -> str:
+    """A result's or question's status in words, with its detail when the record has one."""
+    return str(getattr(x, "status_text", None) or x.status)
+
+
 def problem(r: SubmissionResult) -> str:
     """What happened, in plain words: "graded", "timed out in q3", "invalid notebook: ..."."""
     if not r.questions:
-        return r.status
-    issues = [f"{q.status} in {q.name}" for q in r.questions if not q.graded_normally]
+        return status_text(r)
+    issues = [f"{status_text(q)} in {q.name}" for q in r.questions if not q.graded_normally]
     if r.status != GRADED:
-        issues.insert(0, r.status)
+        issues.insert(0, status_text(r))
     return "; ".join(issues) if issues else "graded"
 
 
@@ -150,7 +156,8 @@ def _env() -> jinja2.Environment:
                              trim_blocks=False, lstrip_blocks=False)
     env.filters["pts"] = _pts
     env.filters["hint"] = _hint_html
-    env.globals.update(who=who, problem=problem, explain=explain)
+    env.filters["url"] = url_part      # a name inside href/src: percent-encoded (then HTML-escaped)
+    env.globals.update(who=who, problem=problem, explain=explain, status=status_text)
     return env
 
 
@@ -170,7 +177,7 @@ def _write_bytes(path: Path, data: bytes) -> None:
 
 
 def _write_text(path: Path, text: str) -> None:
-    _write_bytes(path, text.encode("utf-8"))
+    _write_bytes(path, printable(text).encode("utf-8"))   # a lone surrogate would not encode
 
 
 def feedback_html(result: SubmissionResult) -> str:
@@ -236,7 +243,7 @@ def write_report(out: Path) -> Path:
                        "width": width, "height": height})
 
     def feedback_href(r: SubmissionResult) -> str:
-        return f"../{FEEDBACK_DIR}/{r.key}.html"
+        return f"../{FEEDBACK_DIR}/{url_part(r.key)}.html"
 
     html = _env().get_template("index.html").render(
         title=out.resolve().name, s=stats, images=images, all_results=results,

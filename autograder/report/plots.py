@@ -7,6 +7,7 @@ complete report.
 
 from __future__ import annotations
 
+import functools
 import io
 import textwrap
 
@@ -16,10 +17,29 @@ matplotlib.use("Agg")   # before pyplot is imported anywhere: no GUI backend, wo
 
 from matplotlib.figure import Figure  # noqa: E402  (object API: no global pyplot state)
 from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.text import Text  # noqa: E402
+
+from ..escape import printable  # noqa: E402
 
 DPI = 100
 WIDTH = 9.0            # inches: 900 px at DPI
 GREEN, ORANGE, RED, GREY, BLUE = "#2e7d32", "#ef6c00", "#c62828", "#9aa0a6", "#1a73e8"
+
+
+# Labels come from the records: hints (which may quote a student's class name such as
+# "$\foo{$"), question names, file names. Drawn as plain text, never as mathtext or LaTeX:
+# a "$" pair would otherwise be parsed, and a bad expression fails the whole report.
+PLAIN_TEXT = {"text.parse_math": False, "text.usetex": False}
+
+
+def _plain_text(plot):
+    """Draw the plot with mathtext off for every Text it creates, tick labels and legends
+    included (they read the rcParams when created, which may be as late as savefig)."""
+    @functools.wraps(plot)
+    def wrapper(*args, **kwargs):
+        with matplotlib.rc_context(PLAIN_TEXT):
+            return plot(*args, **kwargs)
+    return wrapper
 
 
 def _figure(height: float, width: float = WIDTH) -> Figure:
@@ -28,6 +48,9 @@ def _figure(height: float, width: float = WIDTH) -> Figure:
 
 
 def _png(fig: Figure) -> bytes:
+    for text in fig.findobj(Text):      # also any Text made outside PLAIN_TEXT
+        text.set_parse_math(False)
+        text.set_usetex(False)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
     return buf.getvalue()
@@ -45,6 +68,7 @@ def _placeholder(fig: Figure, ax, title: str, message: str) -> bytes:
     return _png(fig)
 
 
+@_plain_text
 def score_histogram(scores: list[float], max_points: float) -> bytes:
     fig = _figure(4.2)
     ax = fig.add_subplot()
@@ -73,6 +97,7 @@ def score_histogram(scores: list[float], max_points: float) -> bytes:
     return _png(fig)
 
 
+@_plain_text
 def pass_rates(rows: list[tuple[str, int, int, int, int]]) -> bytes:
     """rows: (question, full marks, partial, no points, not graded normally) counts."""
     height = 1.9 + 0.45 * max(len(rows), 2)
@@ -81,7 +106,7 @@ def pass_rates(rows: list[tuple[str, int, int, int, int]]) -> bytes:
     title = "Per-question results"
     if not rows or not any(sum(r[1:]) for r in rows):
         return _placeholder(fig, ax, title, "No submission was graded, so there are no question results.")
-    names = [r[0] for r in rows][::-1]                   # first question on top
+    names = [printable(r[0]) for r in rows][::-1]        # first question on top
     parts = [("all tests passed", GREEN), ("partial credit", ORANGE), ("no points", RED),
              ("not graded normally", GREY)]
     left = [0.0] * len(rows)
@@ -106,7 +131,7 @@ def pass_rates(rows: list[tuple[str, int, int, int, int]]) -> bytes:
 
 
 def _label(text: str, width: int = 58, lines: int = 2) -> str:
-    text = text.replace("`", "")
+    text = printable(text).replace("`", "")
     wrapped = textwrap.wrap(text, width=width) or [""]
     if len(wrapped) > lines:
         wrapped = wrapped[:lines]
@@ -114,6 +139,7 @@ def _label(text: str, width: int = 58, lines: int = 2) -> str:
     return "\n".join(wrapped)
 
 
+@_plain_text
 def top_hints(hints: dict[str, list[tuple[str, int]]], top: int = 3) -> bytes:
     shown = [(q, rows[:top]) for q, rows in hints.items() if rows]
     title = "Most frequent hints per question"
@@ -134,7 +160,7 @@ def top_hints(hints: dict[str, list[tuple[str, int]]], top: int = 3) -> bytes:
         for y, c in enumerate(counts):
             ax.text(c + most * 0.01, y, str(c), va="center", fontsize=9)
         ax.set_xlim(0, most * 1.1)
-        ax.set_title(q, loc="left", fontsize=11, fontweight="bold")
+        ax.set_title(printable(q), loc="left", fontsize=11, fontweight="bold")
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(axis="x", alpha=0.3)
     axes[-1].set_xlabel("submissions with this hint")
@@ -142,6 +168,7 @@ def top_hints(hints: dict[str, list[tuple[str, int]]], top: int = 3) -> bytes:
     return _png(fig)
 
 
+@_plain_text
 def runtimes(values: list[tuple[float, bool]]) -> bytes:
     """values: (runtime in seconds, graded normally) for each counting submission."""
     fig = _figure(4.0)

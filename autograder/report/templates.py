@@ -99,7 +99,7 @@ produced a score; {{ s.unscored }} file{{ "" if s.unscored == 1 else "s" }} coul
 <h2 id="plots">Plots</h2>
 {% for img in images %}
 <figure id="fig-{{ img.name }}">
-  <img src="{{ img.file }}" alt="{{ img.alt }}" width="{{ img.width }}" height="{{ img.height }}">
+  <img src="{{ img.file|url }}" alt="{{ img.alt }}" width="{{ img.width }}" height="{{ img.height }}">
   <figcaption>{{ img.caption }}</figcaption>
 </figure>
 {% endfor %}
@@ -187,7 +187,7 @@ FEEDBACK = """<!doctype html>
 <h1>Feedback: {{ name }}</h1>
 {% if not r.questions %}
 <div class="box">
-<p><strong>We could not grade this file:</strong> {{ r.status }}.</p>
+<p><strong>We could not grade this file:</strong> {{ status(r) }}.</p>
 <p>This is usually a problem with the file, not with your answers. Please check that you submitted
 the lab's notebook (.ipynb) or the zip made by its last cell, and ask course staff if this looks
 wrong.</p>
@@ -195,14 +195,14 @@ wrong.</p>
 {% else %}
 <p class="sub"><strong>Score: {{ r.points|pts }} / {{ r.max_points|pts }}</strong></p>
 {% if r.note %}<p class="muted"><em>{{ r.note }}</em></p>{% endif %}
-{% if r.status != "graded" %}<p class="box">{{ r.status }}</p>{% endif %}
+{% if r.status != "graded" %}<p class="box">{{ status(r) }}</p>{% endif %}
 <table class="questions">
 <thead><tr><th>Question</th><th class="num">Points</th><th>Result</th></tr></thead>
 <tbody>
 {% for q in r.questions %}<tr>
-<td><a href="#{{ q.name }}">{{ q.name }}</a></td>
+<td><a href="#{{ q.name|url }}">{{ q.name }}</a></td>
 <td class="num">{{ q.points|pts }} / {{ q.max_points|pts }}</td>
-<td>{% if not q.graded_normally %}<span class="warn">not graded normally: {{ q.status }}</span>
+<td>{% if not q.graded_normally %}<span class="warn">not graded normally: {{ status(q) }}</span>
 {%- elif q.points >= q.max_points %}<span class="pass">all tests passed</span>
 {%- else %}<span class="fail">{{ q.tests|rejectattr("passed")|list|length }} of {{ q.tests|length }} tests failed</span>{% endif %}</td>
 </tr>
@@ -212,8 +212,8 @@ wrong.</p>
 {% for q in r.questions %}
 <h2 id="{{ q.name }}">{{ q.name }}: {{ q.points|pts }} / {{ q.max_points|pts }}</h2>
 {% if not q.graded_normally %}
-<p class="box">This question was not graded normally: <strong>{{ q.status }}</strong>.
-{{ explain(q.status) }} Its tests that did not run count as failed.</p>
+<p class="box">This question was not graded normally: <strong>{{ status(q) }}</strong>.
+{{ explain(status(q)) }} Its tests that did not run count as failed.</p>
 {% endif %}
 {% if q.tests %}
 <table class="tests">
