@@ -55,6 +55,7 @@ demo: venv system-deps build
 	@echo "  student feedback:      $(OUT)/feedback/"
 
 test: venv system-deps build
+	$(BIN)/ruff check autograder tests bench
 	$(BIN)/python -m pytest -q
 
 bench: venv system-deps build

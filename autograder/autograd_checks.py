@@ -31,7 +31,7 @@ from torch.autograd.variable import Variable
 __all__ = [
     "CheckFailed", "Facts", "TensorData", "FunctionProbe",
     "observe", "observe_names", "facts_from_plain",
-    "check_tensor", "check_computed_from", "check_backward_called", "check_grad_value",
+    "check_tensor", "check_computed_from", "check_value", "check_backward_called", "check_grad_value",
     "check_function", "check_function_forward", "check_function_gradcheck",
     "check_function_upstream", "reference_gradients", "RTOL", "ATOL",
 ]
@@ -42,6 +42,7 @@ RTOL = 1e-4
 ATOL = 1e-5
 MAX_VALUES = 100_000      # numbers recorded per tensor; bigger tensors keep shape only
 MAX_GRAPH_NODES = 100_000  # autograd graph nodes walked per tensor
+PROBE_EPS = 1e-6           # step of the numerical derivative of a Function's forward
 
 # Captured at import, before any student code runs: C-level accessors that a student
 # cannot monkeypatch (torch._C.TensorBase is an immutable type).
@@ -97,8 +98,29 @@ class FunctionProbe:
     forward: tuple[float, ...] | None = None
     grad_unit: tuple[float, ...] | None = None      # backward with grad_output = 1
     grad_upstream: tuple[float, ...] | None = None  # backward with grad_output = upstream
-    gradcheck: bool | None = None
+    gradcheck: bool | None = None                    # gradcheck_ok(), as the run computed it
     error: str | None = None                         # what failed, in the student's code
+    # forward at inputs +- EPS along each input (2n rows of n values): the numerical Jacobian
+    perturbed: tuple[float, ...] | None = None
+    # the same Function on float32 inputs, as students use it (a probe must look like real use)
+    forward32: tuple[float, ...] | None = None
+    grad_upstream32: tuple[float, ...] | None = None
+
+    def gradcheck_ok(self) -> bool:
+        """gradcheck's test, done from the numbers: backward (with grad_output 1 and with the
+        upstream gradient) agrees with the numerical derivative of forward."""
+        n = len(self.inputs)
+        rows = self.perturbed
+        if rows is None or self.grad_unit is None or self.grad_upstream is None or len(rows) != 2 * n * n:
+            return False
+        for i in range(n):
+            plus, minus = rows[2 * i * n:(2 * i + 1) * n], rows[(2 * i + 1) * n:(2 * i + 2) * n]
+            column = [(a - b) / (2 * PROBE_EPS) for a, b in zip(plus, minus)]   # d out_j / d in_i
+            for weights, analytic in ((None, self.grad_unit[i]), (self.upstream, self.grad_upstream[i])):
+                numeric = sum(column) if weights is None else sum(c * w for c, w in zip(column, weights))
+                if not math.isfinite(analytic) or abs(numeric - analytic) > 1e-5 + 1e-3 * abs(numeric):
+                    return False
+        return True
 
 
 @dataclass(frozen=True)
@@ -119,6 +141,10 @@ class Facts:
     grad: TensorData | None = None
     grad_source: str = "unknown"   # autograd | edited | unknown
     backward_passes: int = 0       # backward passes added up in .grad (0: unknown)
+    grad_roots: tuple[int, ...] = ()   # idents of the tensors those passes started from
+    grad_seeded: bool = False      # some pass started from a gradient other than ones
+    grad_through: tuple[str, ...] = ()  # custom autograd Functions those passes went through
+    grad_hooked: bool = False      # a hook on the tensor could have rewritten its gradient
     probe: FunctionProbe | None = None
 
     def to_plain(self) -> dict:
@@ -137,16 +163,29 @@ def _plain(value):
 # --------------------------------------------------------------------- backward tracking
 
 
+@dataclass(frozen=True)
+class Provenance:
+    """Where a leaf's .grad came from, as the tracker saw the backward passes."""
+
+    source: str = "unknown"        # autograd | edited | unknown
+    passes: int = 0
+    roots: tuple[int, ...] = ()
+    seeded: bool = False
+    through: tuple[str, ...] = ()
+
+
 class _BackwardTracker:
     """Records, for every leaf that backward() writes a gradient into, which tensor object
     autograd left in .grad, its version and a copy of its values (edits through .data or NumPy
-    leave the version alone), and how many backward passes have added up in it."""
+    leave the version alone), how many backward passes have added up in it, which tensors those
+    passes started from, with which seed, and through which custom autograd Functions."""
 
     def __init__(self) -> None:
         self.installed = False
-        self._records: dict[int, tuple[Any, Any, int, Any, int]] = {}
+        self._records: dict[int, tuple] = {}
         # graph nodes recent backward passes went through, kept alive so their ids stay unique
         self._backpropagated: dict[int, Any] = {}
+        self._roots: dict[int, Any] = {}   # the tensors passes started from, kept alive likewise
 
     def install(self) -> None:
         engine = Variable._execution_engine
@@ -157,45 +196,82 @@ class _BackwardTracker:
     def clear(self) -> None:
         self._records.clear()
         self._backpropagated.clear()
+        self._roots.clear()
 
-    def fresh(self, leaves: list) -> list[bool]:
-        """Before a backward pass: is each leaf's .grad empty (None or all zeros)?"""
-        result = []
+    def before(self, leaves: list) -> list:
+        """Before a backward pass: each leaf's .grad as "fresh" (None or all zeros), the
+        tracker's own Provenance, or "foreign" (set by hand: what this pass adds is tainted)."""
+        states = []
         for leaf in leaves:
             grad = _get_grad(leaf)
-            result.append(grad is None or not bool(_TB.any(_detach(grad))))
-        return result
+            if grad is None or not bool(_TB.any(_detach(grad))):
+                states.append("fresh")
+                continue
+            known = self.source(leaf)
+            states.append(known if known.source == "autograd" else "foreign")
+        return states
 
-    def record(self, leaves: list, fresh: list[bool], nodes: dict | None = None) -> None:
+    def record(self, leaves: list, states: list, roots: list, seeded: bool,
+               through: tuple[str, ...], nodes: dict | None = None) -> None:
         if len(self._backpropagated) > 200_000:
             self._backpropagated.clear()
         self._backpropagated.update(nodes or {})
-        for leaf, was_fresh in zip(leaves, fresh):
+        for root in roots:
+            self._roots[id(root)] = root
+        root_ids = tuple(id(r) for r in roots)
+        for leaf, state in zip(leaves, states):
             grad = _get_grad(leaf)
             if grad is None:
                 continue
-            previous = self._records.get(id(leaf))
-            passes = 1 if was_fresh or previous is None or previous[0]() is not leaf else previous[4] + 1
+            if state == "fresh":
+                provenance = Provenance("autograd", 1, root_ids, seeded, through)
+            elif state == "foreign":
+                provenance = Provenance("edited")
+            else:
+                provenance = Provenance("autograd", state.passes + 1,
+                                        tuple(dict.fromkeys(state.roots + root_ids)),
+                                        state.seeded or seeded,
+                                        tuple(dict.fromkeys(state.through + through)))
             snapshot = _TB.clone(_detach(grad))
-            self._records[id(leaf)] = (weakref.ref(leaf), weakref.ref(grad), _get_version(grad), snapshot, passes)
+            self._records[id(leaf)] = (weakref.ref(leaf), weakref.ref(grad), _get_version(grad),
+                                       snapshot, provenance)
 
-    def source(self, tensor) -> tuple[str, int]:
-        """("autograd" | "edited" | "unknown", backward passes accumulated in .grad)."""
+    def source(self, tensor) -> Provenance:
         if not self.installed:
-            return "unknown", 0
+            return Provenance()
         grad = _get_grad(tensor)
         if not _get_is_leaf(tensor):   # .grad of a non-leaf comes from retain_grad() + backward()
             retained = _TB.__dict__["retains_grad"].__get__(tensor)
             grad_fn = _get_grad_fn(tensor)
             ran = self._backpropagated.get(id(grad_fn)) is grad_fn
-            return ("autograd", 1) if retained and ran else ("edited", 0)
+            record = self._records.get(id(tensor))
+            if retained and ran and record is not None and record[0]() is tensor:
+                return record[4] if _unchanged(record, grad) else Provenance("edited")
+            # an intermediate tensor's retained grad: autograd wrote it, from a root not recorded
+            return Provenance("autograd", 1) if retained and ran else Provenance("edited")
         record = self._records.get(id(tensor))
-        if record is None or record[0]() is not tensor:
-            return "edited", 0
-        _, grad_ref, version, snapshot, passes = record
-        same = (grad_ref() is grad and _get_version(grad) == version
-                and bool(_TB.equal(_detach(grad), snapshot)))
-        return ("autograd", passes) if same else ("edited", 0)
+        if record is None or record[0]() is not tensor or not _unchanged(record, grad):
+            return Provenance("edited")
+        return record[4]
+
+
+def _unchanged(record, grad) -> bool:
+    _, grad_ref, version, snapshot, _ = record
+    return (grad_ref() is grad and _get_version(grad) == version
+            and _same_values(_detach(grad), snapshot))
+
+
+def _same_values(a, b) -> bool:
+    """Equal element by element, NaN equal to NaN (an honest NaN gradient is still autograd's)."""
+    if tuple(_get_shape(a)) != tuple(_get_shape(b)) or _get_dtype(a) != _get_dtype(b):
+        return False
+    if _TB.equal(a, b):
+        return True
+    return bool(_TB.all(_TB.eq(a, b) | (_TB.isnan(a) & _TB.isnan(b))))
+
+
+def _unit(seed) -> bool:
+    return seed is None or bool(_TB.all(_TB.eq(_detach(seed), 1)))
 
 
 class _TrackingEngine:
@@ -211,16 +287,32 @@ class _TrackingEngine:
     def run_backward(self, t_outputs, *args, **kwargs):
         accumulate = kwargs.get("accumulate_grad", args[5] if len(args) > 5 else True)
         inputs = kwargs.get("inputs", args[3] if len(args) > 3 else ())
-        leaves, fresh, nodes = [], [], {}
+        seeds = kwargs.get("grad_tensors", args[0] if args else ())
+        leaves, states, nodes = [], [], {}
         if accumulate:
             leaves, nodes = _leaves_of(t_outputs)
             if inputs:
-                leaves = [t for t in inputs if _isinstance(t, torch.Tensor) and _get_is_leaf(t)]
-            fresh = self._tracker.fresh(leaves)
+                leaves = [t for t in inputs if _isinstance(t, torch.Tensor)]
+            # a non-leaf whose .grad is retained gets a gradient too
+            leaves += [_node_tensor for _node_tensor in _retained(t_outputs, nodes)]
+            states = self._tracker.before(leaves)
         result = self._engine.run_backward(t_outputs, *args, **kwargs)
         if accumulate:
-            self._tracker.record(leaves, fresh, nodes)
+            roots = [t for t in t_outputs if _isinstance(t, torch.Tensor)]
+            seeded = not all(_unit(g) for g in (seeds or ()))
+            through = tuple(sorted({_type(n).__name__.removesuffix("Backward") for n in nodes.values()
+                                    if _isinstance(n, _CustomNode)}))
+            self._tracker.record(leaves, states, roots, seeded, through, nodes)
         return result
+
+
+_CustomNode = torch.autograd.function.BackwardCFunction
+
+
+def _retained(t_outputs, nodes) -> list:
+    """Non-leaf outputs that retain their grad (y.retain_grad(); y.backward())."""
+    return [t for t in t_outputs if _isinstance(t, torch.Tensor) and not _get_is_leaf(t)
+            and _TB.__dict__["retains_grad"].__get__(t)]
 
 
 def _walk(grad_fns) -> tuple[list, dict]:
@@ -274,6 +366,18 @@ def _tensor_data(t) -> TensorData:
     return TensorData(dtype=dtype, shape=shape, values=values, finite=finite)
 
 
+def _unreadable(t) -> str:
+    """Why a tensor's numbers cannot be read as plain CPU data ("" when they can)."""
+    device = _TB.__dict__["device"].__get__(t)
+    if device.type != "cpu":
+        return f"tensor on the {device.type} device"
+    if _TB.__dict__["layout"].__get__(t) != torch.strided:
+        return "sparse tensor"
+    if _TB.__dict__["is_quantized"].__get__(t):
+        return "quantized tensor"
+    return ""
+
+
 def _default_probe_inputs() -> tuple[list[float], list[float]]:
     gen = torch.Generator().manual_seed(20261127)
     inputs = torch.rand(6, generator=gen, dtype=torch.float64) * 4 - 2
@@ -303,12 +407,29 @@ def _probe_function(cls, inputs: list[float], upstream: list[float]) -> Function
         up = _new_tensor(upstream, dtype=torch.float64)
         (g_up,) = _autograd_grad(out, t, grad_outputs=up)
         probe["grad_upstream"] = _tensor_data(g_up).values
-        fresh = _new_tensor(inputs, dtype=torch.float64, requires_grad=True)
-        probe["gradcheck"] = bool(_gradcheck(
-            cls.apply, (fresh,), eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=False))
+        # every call looks like ordinary use: fresh leaves that track gradients, no gradcheck
+        # on the stack (the judge does gradcheck's arithmetic itself, from these numbers)
+        perturbed = []
+        for i in range(len(inputs)):
+            for step in (PROBE_EPS, -PROBE_EPS):
+                shifted = list(inputs)
+                shifted[i] += step
+                moved = cls.apply(_new_tensor(shifted, dtype=torch.float64, requires_grad=True))
+                values = _tensor_data(moved).values if _type(moved) in _PLAIN_TENSOR_TYPES else None
+                if values is None or len(values) != len(inputs):
+                    raise ValueError("forward returned a different shape for another input")
+                perturbed.extend(values)
+        probe["perturbed"] = tuple(perturbed)
+        t32 = _new_tensor(inputs, dtype=torch.float32, requires_grad=True)
+        out32 = cls.apply(t32)
+        if _type(out32) in _PLAIN_TENSOR_TYPES and tuple(_get_shape(out32)) == tuple(_get_shape(t32)):
+            probe["forward32"] = _tensor_data(out32).values
+            (g32,) = _autograd_grad(out32, t32, grad_outputs=_new_tensor(upstream, dtype=torch.float32))
+            probe["grad_upstream32"] = _tensor_data(g32).values
     except Exception as exc:  # the student's Function failed: that is the finding
         probe["error"] = _short_error(exc)
-    return FunctionProbe(**probe)
+    result = FunctionProbe(**probe)
+    return dataclasses.replace(result, gradcheck=result.gradcheck_ok()) if result.error is None else result
 
 
 def _reaches(grad_fn) -> tuple[int, ...]:
@@ -338,8 +459,13 @@ def _observe(obj: Any, name: str, probe_inputs) -> Facts:
             grad = _get_grad(obj)
         grad_fn = _get_grad_fn(obj)
         is_leaf = bool(_get_is_leaf(obj))
-        grad_kind = "none" if grad is None else ("tensor" if _type(grad) in _PLAIN_TENSOR_TYPES else "other")
-        grad_source, passes = tracker.source(obj) if grad_kind != "none" else ("unknown", 0)
+        unreadable = _unreadable(obj)
+        if unreadable:
+            return Facts(name=name, kind="other", type_name=unreadable, ident=id(obj))
+        grad_kind = "none" if grad is None else ("tensor" if _type(grad) in _PLAIN_TENSOR_TYPES
+                                                 and not _unreadable(grad) else "other")
+        provenance = tracker.source(obj) if grad_kind != "none" else Provenance()
+        hooks = [getattr(obj, "_backward_hooks", None), getattr(obj, "_post_accumulate_grad_hooks", None)]
         return Facts(
             name=name, kind="tensor", type_name="Tensor", ident=id(obj),
             data=_tensor_data(obj),
@@ -349,7 +475,9 @@ def _observe(obj: Any, name: str, probe_inputs) -> Facts:
             reaches=_reaches(grad_fn),
             grad_kind=grad_kind,
             grad=_tensor_data(grad) if grad_kind == "tensor" else None,
-            grad_source=grad_source, backward_passes=passes,
+            grad_source=provenance.source, backward_passes=provenance.passes,
+            grad_roots=provenance.roots, grad_seeded=provenance.seeded,
+            grad_through=provenance.through, grad_hooked=any(bool(h) for h in hooks),
         )
     if _isinstance(obj, _type) and _issubclass(obj, _FunctionBase) and obj is not _FunctionBase:
         inputs, upstream = probe_inputs or _default_probe_inputs()
@@ -423,6 +551,9 @@ def facts_from_plain(d: Mapping) -> Facts:
             grad_upstream=_floats(probe["grad_upstream"], 64),
             gradcheck=None if probe["gradcheck"] is None else _flag(probe["gradcheck"]),
             error=None if probe["error"] is None else _text(probe["error"]),
+            perturbed=_floats(probe.get("perturbed"), 2 * 64 * 64),
+            forward32=_floats(probe.get("forward32"), 64),
+            grad_upstream32=_floats(probe.get("grad_upstream32"), 64),
         )
     kind = _text(d["kind"])
     if kind not in ("missing", "tensor", "function", "other"):
@@ -441,6 +572,12 @@ def facts_from_plain(d: Mapping) -> Facts:
     passes = d.get("backward_passes", 0)
     if _type(passes) is not int or passes < 0:
         raise ValueError("bad backward_passes")
+    roots = d.get("grad_roots", [])
+    through = d.get("grad_through", [])
+    if not _isinstance(roots, (list, tuple)) or len(roots) > 1000 or not all(_type(i) is int for i in roots):
+        raise ValueError("bad grad_roots")
+    if not _isinstance(through, (list, tuple)) or len(through) > 100:
+        raise ValueError("bad grad_through")
     if (kind == "tensor") != (d["data"] is not None) or (grad_kind == "tensor") != (d["grad"] is not None):
         raise ValueError("kind and data disagree")
     if (kind == "function") != (probe is not None):
@@ -452,7 +589,9 @@ def facts_from_plain(d: Mapping) -> Facts:
         grad_fn=None if d["grad_fn"] is None else _text(d["grad_fn"], 100),
         reaches=tuple(reaches[:MAX_GRAPH_NODES]), grad_kind=grad_kind,
         grad=_tensor_data_from_plain(d["grad"]), grad_source=grad_source,
-        backward_passes=passes, probe=probe,
+        backward_passes=passes, grad_roots=tuple(roots), grad_seeded=_flag(d.get("grad_seeded", False)),
+        grad_through=tuple(_text(t, 100) for t in through), grad_hooked=_flag(d.get("grad_hooked", False)),
+        probe=probe,
     )
 
 
@@ -590,7 +729,21 @@ def check_computed_from(env, out: str, leaf: str, *, scalar: bool = False) -> Fa
     return f
 
 
-def _require_grad(env, name: str, of: str) -> Facts:
+def check_value(env, name: str, *, reference: Callable[..., torch.Tensor], at: Mapping[str, Any]) -> Facts:
+    """`name` holds the values of reference(**at) (e.g. Y = x**2 at every point of x)."""
+    f = _require_tensor(env, name)
+    with torch.no_grad():
+        ref = _as_float64(reference(**{k: _as_float64(v) for k, v in at.items()}))
+    if f.data.shape != tuple(ref.shape):
+        _fail(f"`{name}` has shape {f.data.shape}, but it should have shape {tuple(ref.shape)}. "
+              f"Compute it elementwise from the tensor the exercise gives.")
+    if not _close(f.data.values, ref):
+        _fail(f"`{name}` does not hold the values the exercise asks for. Compute `{name}` exactly "
+              f"as the exercise says, from the tensor you created.")
+    return f
+
+
+def _require_grad(env, name: str, of: str, functions: tuple[str, ...] = ()) -> Facts:
     f = _require_tensor(env, name)
     if f.grad_kind == "none":
         if not f.requires_grad:
@@ -608,18 +761,42 @@ def _require_grad(env, name: str, of: str) -> Facts:
               f"let {of}.backward() compute the gradient. (If you did not touch it, run the "
               f"notebook from the top: the first cell must run before backward() for the checks "
               f"to see it.)")
+    _require_pass_from(env, f, of, functions)
     return f
 
 
-def check_backward_called(env, name: str, *, of: str) -> Facts:
-    """backward() has filled `name`.grad (and nobody overwrote it afterwards)."""
-    return _require_grad(env, name, of)
+def _require_pass_from(env, f: Facts, of: str, functions: tuple[str, ...] = ()) -> None:
+    """Provenance: the gradient came from backward passes started at `of` itself, with a unit
+    seed, through built-in operations, with no hook on the tensor to rewrite it."""
+    name = f.name
+    if f.grad_hooked:
+        _fail(f"`{name}` has a hook that can change its gradient. Remove the hook and let "
+              f"{of}.backward() compute `{name}.grad`.")
+    if f.grad_seeded:
+        _fail(f"`{name}.grad` comes from a backward pass given its own starting gradient. Call "
+              f"{of}.backward() without arguments (for a single number it starts from 1).")
+    if set(f.grad_through) - set(functions):
+        _fail(f"`{name}.grad` was computed through your own autograd Function "
+              f"({', '.join(sorted(set(f.grad_through) - set(functions)))}). Compute `{of}` with "
+              f"ordinary torch operations here.")
+    out = _facts(env, of)
+    if f.grad_roots and out.kind == "tensor" and out.ident not in f.grad_roots:
+        _fail(f"`{name}.grad` was not computed by calling {of}.backward() on the `{of}` you have now: "
+              f"backward() ran on another tensor, or `{of}` was assigned again afterwards. Compute "
+              f"`{of}` from `{name}`, then call {of}.backward().")
+
+
+def check_backward_called(env, name: str, *, of: str, functions: tuple[str, ...] = ()) -> Facts:
+    """backward() on `of` has filled `name`.grad (and nobody overwrote it afterwards); the pass
+    may go through the student's own autograd Functions named in `functions`."""
+    return _require_grad(env, name, of, tuple(functions))
 
 
 def check_grad_value(env, name: str, *, of: str, reference: Callable[..., torch.Tensor],
-                     at: Mapping[str, Any]) -> Facts:
-    """`name`.grad equals d reference / d name at the point `at`, as computed by autograd."""
-    f = _require_grad(env, name, of)
+                     at: Mapping[str, Any], functions: tuple[str, ...] = ()) -> Facts:
+    """`name`.grad equals d reference / d name at the point `at`, as computed by autograd from
+    `of` (through the student's own autograd Functions only if named in `functions`)."""
+    f = _require_grad(env, name, of, tuple(functions))
     ref_value, ref_grads = reference_gradients(reference, at)
     ref = ref_grads[name]
     if f.grad.shape != tuple(ref.shape):
@@ -721,9 +898,12 @@ def check_function_forward(env, name: str, *, reference: Callable[[torch.Tensor]
     f = _require_function(env, name)
     p = _probe_ran(f)
     out, _, _ = _reference_probe(reference, p)
-    if not _close(p.forward, out):
+    if not _close(p.forward, out) or (p.forward32 is not None and not _close(p.forward32, out)):
         _fail(f"{name}.apply(t) returns the wrong values. Check what forward() computes "
               f"from its input.")
+    if p.forward32 is None:
+        _fail(f"{name}.apply(t) does not work on an ordinary float32 tensor. Make forward work for "
+              f"any floating point tensor.")
     return f
 
 
@@ -731,7 +911,7 @@ def check_function_gradcheck(env, name: str) -> Facts:
     """torch.autograd.gradcheck (float64) accepts `name`: backward matches forward."""
     f = _require_function(env, name)
     p = _probe_ran(f)
-    if not p.gradcheck:
+    if not p.gradcheck_ok():   # the judge's own arithmetic on the numbers, not the run's verdict
         _fail(f"torch.autograd.gradcheck finds that {name}.backward() does not match "
               f"{name}.forward(): the gradient it returns is not the derivative of what forward "
               f"returns. Work out the derivative of forward by hand and compare.")
@@ -743,7 +923,7 @@ def check_function_upstream(env, name: str, *, reference: Callable[[torch.Tensor
     f = _require_function(env, name)
     p = _probe_ran(f)
     _, g_unit, g_up = _reference_probe(reference, p)
-    if _close(p.grad_upstream, g_up):
+    if _close(p.grad_upstream, g_up) and p.grad_upstream32 is not None and _close(p.grad_upstream32, g_up):
         return f
     if _close(p.grad_upstream, g_unit):
         _fail(f"{name}.backward() ignores grad_output, the gradient flowing in from later "

@@ -89,6 +89,35 @@ def grade(autograder_zip, out, ext, timeout, question_timeout, memory_mb, max_pr
         click.echo(f"  feedback: {summary.out / 'feedback'}")
 
 
+@cli.command()
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--accept", "accept", multiple=True, metavar="FILE", help="Let this flagged file's score count.")
+@click.option("--reject", "reject", multiple=True, metavar="FILE", help="Keep this flagged file at 0.")
+@click.option("--reason", default="", help="Why (recorded with the decision).")
+@click.option("--by", default=None, help="Who decides (default: your user name).")
+@click.option("-a", "--autograder", "autograder_zip", type=click.Path(path_type=Path),
+              default=Path("dist/differentiation/autograder.zip"), show_default=True,
+              help="The autograder zip the batch was graded with (to rewrite final_grades.csv).")
+def review(out, accept, reject, reason, by, autograder_zip):
+    """List the submissions the source screen flagged in OUT, or record a decision on them."""
+    from .grade.review import decide, flagged
+
+    if accept or reject:
+        if accept:
+            decide(out, list(accept), "accept", by=by, reason=reason, autograder_zip=autograder_zip)
+        if reject:
+            decide(out, list(reject), "reject", by=by, reason=reason, autograder_zip=autograder_zip)
+    rows = flagged(out)
+    if not rows:
+        click.echo(f"no flagged submissions in {out}")
+        return
+    for r in rows:
+        state = f"{r.review.decision}ed by {r.review.by}" if r.review else "needs review (counts as 0)"
+        click.echo(f"{r.source}: {state}; graded {r.graded_points:g} / {r.max_points:g}")
+        for f in r.findings:
+            click.echo(f"    {f.describe()}")
+
+
 def _register_subcommands() -> None:
     from .export.cli import export_group
     from .report.cli import report_cmd

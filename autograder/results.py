@@ -12,10 +12,146 @@ import json
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 
 RECORDS_DIR = "records"
-GRADED = "graded"
+REVIEWS_FILE = "reviews.json"
+
+
+class Status(StrEnum):
+    """Every outcome a submission or one of its questions can have. Each member carries what a
+    student is told and what staff are told; `text` adds the detail of one case."""
+
+    def __new__(cls, value: str, student: str, staff: str):
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.student = student
+        member.staff = staff
+        return member
+
+    GRADED = ("graded", "", "")
+    # the submission as a whole
+    NEEDS_REVIEW = ("needs review",
+                    "Your notebook uses code that the grader does not run without a person looking at "
+                    "it first; course staff will review it and publish your score.",
+                    "The source screen found constructs outside the allowlist (listed with cell and "
+                    "line). The submission earns 0 until you accept it with `autograder review`.")
+    INVALID = ("invalid submission",
+               "Your file could not be graded. Check that you submitted the lab's notebook (.ipynb) "
+               "or the zip made by its last cell.",
+               "The file could not be read as a notebook; the detail says why.")
+    GRADER_ERROR = ("grader error",
+                    "Something went wrong on the grader's side; course staff will grade it again.",
+                    "A failure of the grader, not of the submission: it is not recorded, so the next "
+                    "run grades it again.")
+    TAMPERING = ("tampering detected",
+                 "Your notebook's code interfered with the grader, so its results could not be trusted.",
+                 "The run sent data that does not follow the grader's protocol; nothing it sent was used.")
+    # one question
+    TIMED_OUT = ("timed out",
+                 "This question's code ran longer than the time limit: look for a loop that never "
+                 "ends or a computation far bigger than the exercise needs.",
+                 "The question's cells exceeded --question-timeout (or the submission's --timeout).")
+    MEMORY_LIMIT = ("memory limit",
+                    "This question's code used more memory than allowed: look for very large tensors.",
+                    "A MemoryError in the question's cells (--memory-mb).")
+    KILLED = ("killed (CPU or memory limit)",
+              "This question's code was stopped for using too much memory or CPU time.",
+              "The run was killed by SIGKILL: the memory cgroup, the OOM killer or a CPU limit.")
+    CPU_LIMIT = ("CPU time limit",
+                 "This question's code used more CPU time than allowed.",
+                 "RLIMIT_CPU was reached (SIGXCPU).")
+    OUTPUT_LIMIT = ("output limit",
+                    "This question's code produced far more data than the grader accepts.",
+                    "The run sent more than --max-output-mb of observations.")
+    EXITED = ("exited",
+              "This question's code ended the Python process (sys.exit, os._exit or similar), so "
+              "the grader could not look at the results.",
+              "The run's process exited during the question's cells.")
+    CRASHED = ("crashed",
+               "The Python process running this question's code crashed.",
+               "The run died from a signal (named in the detail).")
+    STOPPED_REPORTING = ("stopped reporting (closed the grader's channel)",
+                         "This question's code closed the grader's connection, so nothing could be checked.",
+                         "The run closed its record channel and did not finish.")
+    SANDBOX_FAILED = ("sandbox setup failed",
+                      "Something went wrong on the grader's side; course staff will grade it again.",
+                      "The per-run isolation could not be set up; no student code ran.")
+    NOT_REACHED = ("not reached",
+                   "The grader did not get to this question (an earlier problem used up the time).",
+                   "The run ended before this question's check cell.")
+    NOT_CHECKED = ("check cell missing",
+                   "This question's check cell (grader.check) is missing from your notebook, so the "
+                   "question could not be graded. Keep the check cells the notebook came with.",
+                   "The submission has no grader.check cell for this question.")
+    NOT_RUN = ("not run",
+               "This question's code could not be run.",
+               "The run could not start.")
+    INVALID_OBSERVATION = ("invalid observation data",
+                           "The grader could not read what this question's code produced.",
+                           "An observation failed validation in the judge.")
+
+    @classmethod
+    def parse(cls, text: str) -> tuple["Status", str]:
+        """A status as written in words ("crashed (SIGSEGV)", "grader error: ...", a reason an
+        input is invalid) back to its member and detail."""
+        if isinstance(text, Status):
+            return text, ""
+        try:
+            return cls(text), ""
+        except ValueError:
+            pass
+        if text.startswith("crashed (") and text.endswith(")"):
+            return cls.CRASHED, text[len("crashed ("):-1]
+        for member in cls:
+            if member.value and text.startswith(member.value + ": "):
+                return member, text[len(member.value) + 2:]
+        return cls.INVALID, text
+
+    def text(self, detail: str = "") -> str:
+        """The status as one phrase: "crashed (SIGSEGV)", "needs review: ...", "graded"."""
+        if not detail:
+            return self.value
+        if self is Status.INVALID:
+            return detail
+        if self in (Status.CRASHED,):
+            return f"{self.value} ({detail})"
+        return f"{self.value}: {detail}"
+
+
+GRADED = Status.GRADED
+
+
+def _normalise_status(result) -> None:
+    """Results built from words (older records, tests) get their member and detail."""
+    if not isinstance(result.status, Status):
+        status, detail = Status.parse(result.status)
+        object.__setattr__(result, "status", status)
+        if detail and not result.detail:
+            object.__setattr__(result, "detail", detail)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A construct the source screen does not allow, where it is (code cells count from 1)."""
+
+    cell: int
+    line: int
+    what: str
+
+    def describe(self) -> str:
+        return f"code cell {self.cell}, line {self.line}: {self.what}"
+
+
+@dataclass(frozen=True)
+class Review:
+    """Staff's recorded decision on a flagged submission (OUT/reviews.json)."""
+
+    decision: str          # "accept": its graded score counts | "reject": it stays at 0
+    by: str
+    at: str                # ISO time
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -48,12 +184,20 @@ class QuestionResult:
     name: str
     points: float
     max_points: float
-    status: str = GRADED           # "graded", or why not: "timed out", "memory limit", ...
+    status: Status = GRADED        # graded, or why not: timed out, memory limit, ...
     tests: tuple[TestCaseResult, ...] = ()
+    detail: str = ""               # e.g. the signal of a crash
+
+    def __post_init__(self) -> None:
+        _normalise_status(self)
 
     @property
     def graded_normally(self) -> bool:
         return self.status == GRADED
+
+    @property
+    def status_text(self) -> str:
+        return self.status.text(self.detail)
 
 
 @dataclass(frozen=True)
@@ -61,17 +205,47 @@ class SubmissionResult:
     file: str                      # the input file's base name (otter's `file` column)
     source: str                    # where it came from, relative to the PATH given
     digest: str                    # content + autograder digest: the resume key
-    status: str                    # grading_status: "graded" or, in plain words, what went wrong
+    status: Status                 # graded, or what went wrong (detail says more)
     questions: tuple[QuestionResult, ...] = ()
     student: StudentRef = field(default_factory=StudentRef)
     runtime_s: float = 0.0
     submitted_at: float = 0.0      # file modification time (seconds since the epoch)
     counts: bool = True            # False for an older file of a student who handed in again
     note: str = ""                 # e.g. "superseded by a newer file: ..."
+    detail: str = ""               # what the status means in this case (e.g. why a file is invalid)
+    findings: tuple[Finding, ...] = ()   # what the source screen flagged
+    review: Review | None = None   # staff's decision on the findings
+
+    def __post_init__(self) -> None:
+        _normalise_status(self)
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.findings)
+
+    @property
+    def held(self) -> bool:
+        """Flagged and not accepted by staff: the score does not count (it is 0)."""
+        return self.flagged and (self.review is None or self.review.decision != "accept")
+
+    @property
+    def graded_points(self) -> float:
+        """What the questions earned, whether or not the score counts."""
+        return round(sum(q.points for q in self.questions), 6)
 
     @property
     def points(self) -> float:
-        return round(sum(q.points for q in self.questions), 6)
+        return 0.0 if self.held else self.graded_points
+
+    @property
+    def status_text(self) -> str:
+        if self.flagged:
+            where = "; ".join(f.describe() for f in self.findings[:5])
+            more = f" (and {len(self.findings) - 5} more)" if len(self.findings) > 5 else ""
+            if self.review is not None:
+                return f"reviewed ({self.review.decision}ed by {self.review.by}): {where}{more}"
+            return Status.NEEDS_REVIEW.text(where + more)
+        return Status(self.status).text(self.detail)
 
     @property
     def max_points(self) -> float:
@@ -105,7 +279,11 @@ class SubmissionResult:
             QuestionResult(**{**q, "tests": tuple(TestCaseResult(**t) for t in q["tests"])})
             for q in d["questions"]
         )
-        return cls(**{**d, "questions": questions, "student": StudentRef(**d["student"])})
+        review = d.get("review")
+        return cls(**{**d, "questions": questions,
+                      "student": StudentRef(**d["student"]),
+                      "findings": tuple(Finding(**f) for f in d.get("findings", ())),
+                      "review": Review(**review) if review else None})
 
     def with_counts(self, counts: bool, note: str = "") -> "SubmissionResult":
         return replace(self, counts=counts, note=note)
@@ -162,7 +340,25 @@ def load_batch(out: Path) -> list[SubmissionResult]:
                                  submitted_at=entry["submitted_at"],
                                  counts=entry["counts"], note=entry["note"])
             results.append(record)
-    return results
+    reviews = load_reviews(out)
+    return [replace(r, review=reviews[r.digest]) if r.flagged and r.digest in reviews else r
+            for r in results]
+
+
+def load_reviews(out: Path) -> dict[str, Review]:
+    """Staff decisions on flagged submissions, by record digest."""
+    path = Path(out) / REVIEWS_FILE
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return {digest: Review(**entry) for digest, entry in data.items()}
+
+
+def save_review(out: Path, digest: str, review: Review) -> None:
+    path = Path(out) / REVIEWS_FILE
+    data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    data[digest] = asdict(review)
+    write_atomic(path, json.dumps(data, indent=1, sort_keys=True))
 
 
 def write_manifest(out: Path, results: list[SubmissionResult]) -> None:

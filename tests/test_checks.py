@@ -451,8 +451,16 @@ def test_backward_other_honest_ways_pass(how):
         SQ.apply(x).backward()
     else:
         (x ** 2).backward()
-    ac.check_backward_called({"x": x}, "x", of="y")
-    ac.check_grad_value({"x": x}, "x", of="y", **Q1)
+    allowed = ("SQ",) if how == "custom-function" else ()   # a question that asks for a Function
+    ac.check_backward_called({"x": x}, "x", of="y", functions=allowed)
+    ac.check_grad_value({"x": x}, "x", of="y", **Q1, functions=allowed)
+
+
+def test_backward_through_a_custom_function_fails_unless_the_question_asks_for_it():
+    x = leaf(2.0)
+    SQ.apply(x).backward()
+    msg = fails(ac.check_backward_called, {"x": x}, "x", of="y")
+    assert "your own autograd Function (SQ)" in msg
 
 
 def test_backward_following_the_retain_grad_hint_is_not_called_hand_edited():
@@ -599,9 +607,14 @@ def test_grad_value_passes_two_variables(spec, point):
     ac.check_grad_value(env, "v", of="f", **spec)
     # a partial derivative of another function is caught, for either variable
     u.grad, v.grad = None, None
-    run(lambda u, v: u ** 3 + v ** 3, u, v)
-    assert "`u.grad` is " in fails(ac.check_grad_value, env, "u", of="f", **spec)
-    assert "`v.grad` is " in fails(ac.check_grad_value, env, "v", of="f", **spec)
+    other = run(lambda u, v: u ** 3 + v ** 3, u, v)
+    # ... whether `f` is still the exercise's tensor (backward ran on another one) ...
+    assert "not computed by calling f.backward() on the `f` you have now" in fails(
+        ac.check_grad_value, env, "u", of="f", **spec)
+    # ... or `f` itself is the other function
+    wrong = {"u": u, "v": v, "f": other}
+    assert "`u.grad` is " in fails(ac.check_grad_value, wrong, "u", of="f", **spec)
+    assert "`v.grad` is " in fails(ac.check_grad_value, wrong, "v", of="f", **spec)
 
 
 def test_grad_value_accepts_float32_rounding():

@@ -32,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -117,7 +117,7 @@ class Batch:
     def why(self, name: str) -> str:
         r = self.results[name]
         from autograder.grade.outputs import grading_status
-        return (f"{name}: {r.points}/{r.max_points} [{grading_status(r)}] "
+        return (f"{name}: {r.points}/{r.max_points} (graded {r.graded_points}) [{grading_status(r)}] "
                 f"{[(q.name, q.points, q.status) for q in r.questions]} raw={self.answers.get(name)}")
 
 
@@ -154,10 +154,13 @@ def _finish_hang_run(run: dict) -> dict:
         os.killpg(process.pid, signal.SIGKILL)      # our own process group: the CLI and its bwraps
         output, _ = process.communicate()
         finished = False
+    from autograder.results import load_batch
+
     final = run["out"] / "final_grades.csv"
     return {"finished": finished, "seconds": time.monotonic() - run["started"],
             "output": (output or b"").decode("utf-8", "replace")[-2000:],
-            "rows": _rows(final) if finished and final.is_file() else []}
+            "rows": _rows(final) if finished and final.is_file() else [],
+            "results": load_batch(run["out"]) if finished else []}
 
 
 # --------------------------------------------------------------------------- the batch
@@ -206,9 +209,9 @@ def batch(tmp_path_factory) -> Batch:
     answers: dict[str, dict] = {}
     judged = batch_module._judged
 
-    def spy(judge, answer, probe, item, digest):
-        answers[item.file] = {k: answer.get(k) for k in ("notes", "runs", "mode", "tampered", "seconds", "error")}
-        return judged(judge, answer, probe, item, digest)
+    def spy(judge, answer, probe, item, digest, findings):
+        answers[item.file] = {k: getattr(answer, k) for k in ("notes", "runs", "mode", "tampered", "seconds", "error")}
+        return judged(judge, answer, probe, item, digest, findings)
 
     hang_run = _start_hang_run(base, values)
     started = time.monotonic()
@@ -282,7 +285,7 @@ def test_plain_blank_gets_zero(batch):
 
 def test_no_grader_error_anywhere(batch):
     """A grader error means our code broke, not the submission's: none may happen."""
-    broken = [batch.why(n) for n, r in batch.results.items() if r.status.startswith("grader error")]
+    broken = [batch.why(n) for n, r in batch.results.items() if r.status == "grader error"]
     assert not broken
 
 
@@ -338,15 +341,33 @@ def _params():
     return params
 
 
+# Threats whose code is ordinary lab code (an endless loop, honest mistakes): not flagged. Every
+# other threat needs something outside the allowlist (os, ctypes, sys, gc, dunders, library
+# patching, %%bash...), so the screen flags it and it earns 0 until staff accept it.
+UNFLAGGED_THREATS = {"while_true", "backward_wrong_fn", "dataedit", "handtyped", "wrong_backward"}
+
+
 @pytest.mark.parametrize("name", _params())
 def test_threat(batch, name):
+    """The runtime layers hold on their own (the graded points, before the screen's hold, stay
+    within the honest answers), and the screen holds every attack that needs flagged code."""
+    from autograder.grade.outputs import grading_status
+
     spec = MANIFEST[name]
     r = batch.result(name)
     why = batch.why(name)
-    points = {q.name: q.points for q in r.questions}
-    statuses = {q.name: q.status for q in r.questions}
+    points = {q.name: q.points for q in r.questions}    # graded points, before any hold
+    statuses = {q.name: q.status_text for q in r.questions}
     row = next(row for row in batch.rows if row["file"] == name)
     assert r.status != "graded" or len(r.questions) == len(QUESTIONS), why
+
+    flagged = spec["threat"] not in UNFLAGGED_THREATS
+    assert r.flagged == flagged, why
+    if flagged:
+        assert r.points == 0.0 and float(row["total_points_earned"]) == 0.0, why
+        assert row["grading_status"].startswith("needs review: code cell"), why
+    # what happened, in the words the row would carry once the submission is accepted
+    status_line = grading_status(replace(r, findings=())) if flagged else row["grading_status"]
 
     # the row says what happened
     for question, expected in spec["status"].items():
@@ -357,15 +378,15 @@ def test_threat(batch, name):
             # was seen to take longer than the 3 s question limit ("timed out"): both are true
             allowed.add("timed out")
         assert statuses[question] in allowed, why
-        assert f"{statuses[question]} in {question}" in row["grading_status"], why
+        assert f"{r.question(question).status_text} in {question}" in status_line, why
     if spec["row_status"]:
-        assert spec["row_status"] in row["grading_status"], why
+        assert spec["row_status"] in status_line, why
 
     variant = spec["variant"]
     if variant == "blank":
         assert r.points == spec["blank"] == 0.0, why
         if not spec["status"] and not spec["row_status"]:
-            assert row["grading_status"] == "Completed", why
+            assert status_line == "Completed", why
     elif variant == "control":
         assert r.points == spec["blank"], why
     elif variant == "attack":
@@ -382,7 +403,7 @@ def test_threat(batch, name):
             else:
                 assert points == FULL, why
                 if not spec["status"]:
-                    assert row["grading_status"] == "Completed", why
+                    assert status_line == "Completed", why
         elif mode == "lose_question":
             assert points[question] == 0.0, why
             assert all(points[q] == FULL[q] for q in others), why
@@ -429,7 +450,9 @@ def test_closing_the_record_pipe_then_sleeping_does_not_hang_the_batch(batch):
     assert hang["finished"], (f"the batch did not finish within {HANG_DEADLINE:.0f} s "
                               f"(killed after {hang['seconds']:.0f} s)")
     row = next(row for row in hang["rows"] if row["file"].startswith("close_record_fd_then_sleep"))
-    assert "in q3" in row["grading_status"]
+    assert row["grading_status"].startswith("needs review"), row   # it closes fds: flagged
+    r = next(r for r in hang["results"] if r.file.startswith("close_record_fd_then_sleep"))
+    assert not r.question("q3").graded_normally, r
     for q in QUESTIONS:
         if q != "q3":
-            assert float(row[q]) == FULL[q], row
+            assert r.question(q).points == FULL[q], r

@@ -152,17 +152,37 @@ def _normalise_notebook(path: Path) -> None:
     nbformat.write(nb, path)
 
 
-def _write_stable_zip(source: Path, target: Path) -> None:
-    """Re-pack otter's timestamped zip with sorted entries and fixed dates."""
+def _write_stable_zip(source: Path, target: Path, extra: dict[str, bytes] | None = None) -> None:
+    """Re-pack otter's timestamped zip with sorted entries and fixed dates (plus our files)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".zip.tmp")
     with zipfile.ZipFile(source) as src, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as dst:
-        for info in sorted(src.infolist(), key=lambda i: i.filename):
-            fixed = zipfile.ZipInfo(info.filename, ZIP_EPOCH)
-            fixed.external_attr = info.external_attr
+        members = {info.filename: (info.external_attr, src.read(info)) for info in src.infolist()}
+        members.update({name: (0o644 << 16, data) for name, data in (extra or {}).items()})
+        for name in sorted(members):
+            attr, data = members[name]
+            fixed = zipfile.ZipInfo(name, ZIP_EPOCH)
+            fixed.external_attr = attr
             fixed.compress_type = zipfile.ZIP_DEFLATED
-            dst.writestr(fixed, src.read(info))
+            dst.writestr(fixed, data)
     tmp.replace(target)
+
+
+def _allowlist_extension(master: MasterNotebook) -> dict[str, bytes]:
+    """The config's `allow:` block, checked, as allow.json for the grader's source screen."""
+    from ..grade.allowlist import DEFAULT
+    from ..grade.autograder_zip import ALLOW_FILE
+
+    extra = master.config.get("allow")
+    if extra is None:
+        return {}
+    if not isinstance(extra, dict):
+        raise BuildError(f"{master.path.name}: `allow:` should map modules/members/attributes/... to lists")
+    try:
+        DEFAULT.extended(extra)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise BuildError(f"{master.path.name}: `allow:` {exc}") from None
+    return {ALLOW_FILE: (json.dumps(extra, indent=1, sort_keys=True) + "\n").encode()}
 
 
 def _replace_tree(source: Path, target: Path) -> None:
@@ -192,7 +212,7 @@ def build(lab: str, *, root: Path | None = None, student_root: Path | None = Non
         if len(zips) != 1:
             raise BuildError(f"otter assign wrote {len(zips)} autograder zips, expected 1")
         lab_dist = dist_root / lab
-        _write_stable_zip(zips[0], lab_dist / "autograder.zip")
+        _write_stable_zip(zips[0], lab_dist / "autograder.zip", _allowlist_extension(master))
         zips[0].unlink()
         _replace_tree(autograder, lab_dist / "autograder")
         _replace_tree(student, student_root / lab)

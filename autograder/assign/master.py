@@ -46,7 +46,7 @@ class MasterNotebook:
         """A copy whose ASSIGNMENT CONFIG carries otter_config.json under `generate`
         (settings written in the master itself win)."""
         nb = copy.deepcopy(self.notebook)
-        config = dict(self.config)
+        config = {k: v for k, v in self.config.items() if k != "allow"}   # ours, not otter's
         own = config.get("generate") if isinstance(config.get("generate"), dict) else {}
         config["generate"] = {**otter_config, **own}
         nb.cells[self.config_index].source = CONFIG_MARK + "\n" + yaml.safe_dump(config, sort_keys=False)
@@ -127,7 +127,8 @@ def read_master(path: Path) -> MasterNotebook:
             try:
                 ast.parse(source)
             except SyntaxError as exc:
-                raise BuildError(f"{path.name}: question {current[0]}, test cell {index} has a syntax error at line {exc.lineno}: {exc.msg}") from None
+                raise BuildError(f"{path.name}: question {current[0]}, test cell {index} has a syntax error "
+                                 f"at line {exc.lineno}: {exc.msg}") from None
             tests += 1
             hidden += first.startswith("#") and "HIDDEN" in first
 

@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from .allowlist import DEFAULT, Allowlist
 
 CHECKS_MODULE = "autograd_checks.py"
+ALLOW_FILE = "allow.json"      # the assignment's extensions of the screen's allowlist
 MAX_ZIP_BYTES = 64 * 2**20
 
 
@@ -44,6 +46,7 @@ class Autograder:
     private_dir: Path      # extracted zip: hidden tests live here
     public_dir: Path       # just the checks module, for the workers
     questions: list[Question]
+    allowlist: Allowlist = DEFAULT   # what the source screen allows (defaults + the lab's allow:)
 
     def question(self, name: str) -> Question | None:
         return next((q for q in self.questions if q.name == name), None)
@@ -107,8 +110,15 @@ def load_autograder(zip_path: Path) -> Autograder:
         ))
     if not questions:
         raise UserError(f"{zip_path} has no test files under tests/")
+    allowlist = DEFAULT
+    if (private / ALLOW_FILE).is_file():
+        import json
+        try:
+            allowlist = DEFAULT.extended(json.loads((private / ALLOW_FILE).read_text()))
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise UserError(f"{zip_path}: {ALLOW_FILE} is not a valid allowlist extension ({exc})") from None
     return Autograder(zip_path=zip_path, digest=digest, private_dir=private, public_dir=public,
-                      questions=questions)
+                      questions=questions, allowlist=allowlist)
 
 
 def _natural_key(name: str):

@@ -18,12 +18,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import UserError
-from ..results import GRADED, SubmissionResult, load_record, save_record, write_manifest
+from ..results import GRADED, Status, SubmissionResult, load_record, save_record, write_manifest
 from .autograder_zip import load_autograder
 from .isolate import Limits
 from .judge import Judge, build_job
+from .protocol import Job
 from .outputs import load_ag_config, write_feedback, write_final_grades, write_results_json
-from .sandbox import WorkerPool
+from .sandbox import RunAnswer, WorkerPool
+from .screen import screen_cells
 from .submission import InputFile, InvalidSubmission, content_digest, discover, read_cells
 
 
@@ -79,8 +81,8 @@ def _why(exc: Exception, what: str) -> str:
     return f"{what} ({type(exc).__name__})"
 
 
-def _invalid(item: InputFile, digest: str, reason: str) -> SubmissionResult:
-    return SubmissionResult(file=item.file, source=item.source, digest=digest, status=reason,
+def _invalid(item: InputFile, digest: str, reason: str, status: Status = Status.INVALID) -> SubmissionResult:
+    return SubmissionResult(file=item.file, source=item.source, digest=digest, status=status, detail=reason,
                             student=item.student, submitted_at=item.submitted_at)
 
 
@@ -156,14 +158,15 @@ def _grade_with(pool, autograder, items, out, limits, summaries, progress, start
     judge = Judge(autograder)
     results: list[SubmissionResult | None] = [None] * len(items)
     waiting: dict[str, list[int]] = {}   # digest -> indexes of the items with that content
-    jobs: list[tuple[str, dict]] = []
+    jobs: list[tuple[str, Job]] = []
+    findings: dict[str, tuple] = {}
     reused = 0
     meter = _Progress(len(items), progress)
 
     def finish(index: int, result: SubmissionResult, fresh: bool) -> None:
         result = _identity(result, items[index])
         results[index] = result
-        if fresh and not result.status.startswith("grader error"):   # grader errors are retried
+        if fresh and result.status is not Status.GRADER_ERROR:   # grader errors are retried
             save_record(out, result)
         write_results_json(out, result, autograder, ag_config)
         meter.update()
@@ -196,12 +199,14 @@ def _grade_with(pool, autograder, items, out, limits, summaries, progress, start
             for i in waiting.pop(digest):
                 finish(i, _invalid(items[i], digest, "no code cells (empty notebook)"), fresh=True)
             continue
-        jobs.append((digest, build_job(digest, cells, autograder, limits.to_plain(), digest + autograder.digest)))
+        screened = screen_cells(cells, autograder.allowlist)
+        findings[digest] = screened.findings
+        jobs.append((digest, build_job(digest, cells, screened, autograder, limits, digest + autograder.digest)))
 
     graded_now = 0
     if jobs:
         pool.start()
-        probes = {digest: job["probe"] for digest, job in jobs}
+        probes = {digest: [list(job.probe[0]), list(job.probe[1])] for digest, job in jobs}
 
         def feed() -> None:
             for _, job in jobs:
@@ -210,8 +215,8 @@ def _grade_with(pool, autograder, items, out, limits, summaries, progress, start
         threading.Thread(target=feed, daemon=True).start()
         for _ in range(len(jobs)):
             answer = pool.answers.get()
-            digest = answer["id"]
-            result = _judged(judge, answer, probes[digest], items[waiting[digest][0]], digest)
+            digest = answer.id
+            result = _judged(judge, answer, probes[digest], items[waiting[digest][0]], digest, findings[digest])
             for i in waiting.pop(digest):
                 finish(i, result, fresh=True)
             graded_now += 1
@@ -227,16 +232,17 @@ def _grade_with(pool, autograder, items, out, limits, summaries, progress, start
                         seconds=time.monotonic() - started)
 
 
-def _judged(judge: Judge, answer: dict, probe, item: InputFile, digest: str) -> SubmissionResult:
-    if "error" in answer:
-        return _invalid(item, digest, f"grader error: {answer['error']}")
-    setup = answer.get("notes", {}).get("_sandbox")
-    if setup:   # our failure, not the student's: not recorded, so the next run retries it
-        return _invalid(item, digest, f"grader error: sandbox setup failed ({setup[0]})")
+def _judged(judge: Judge, answer: RunAnswer, probe, item: InputFile, digest: str, findings) -> SubmissionResult:
+    if answer.error:
+        return _invalid(item, digest, answer.error, Status.GRADER_ERROR)
+    if answer.setup_error:   # our failure, not the student's: not recorded, so the next run retries it
+        return _invalid(item, digest, f"sandbox setup failed ({answer.setup_error})", Status.GRADER_ERROR)
     status = GRADED
-    if answer.get("tampered"):   # forged records may hide among real ones: trust none of them
-        status = "tampering detected: the submission wrote to the grader's channel"
-        answer = {"observations": {}, "status": {q: "tampering detected" for q in answer.get("status", {})}}
+    detail = ""
+    if answer.tampered:   # forged records may hide among real ones: trust none of them
+        status, detail = Status.TAMPERING, "the submission wrote to the grader's channel"
+        answer = replace(answer, observations={},
+                         status={q: (Status.TAMPERING, "") for q in answer.status})
     questions = judge.judge(answer, probe)
-    return SubmissionResult(file=item.file, source=item.source, digest=digest, status=status,
-                            questions=questions, runtime_s=float(answer.get("seconds", 0.0)))
+    return SubmissionResult(file=item.file, source=item.source, digest=digest, status=status, detail=detail,
+                            questions=questions, runtime_s=float(answer.seconds), findings=tuple(findings))

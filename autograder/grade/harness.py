@@ -11,7 +11,6 @@ from __future__ import annotations
 import builtins
 import json
 import os
-import re
 import subprocess
 import sys
 import types
@@ -19,18 +18,15 @@ import types
 import autograd_checks
 from IPython.core.inputtransformer2 import TransformerManager
 
+from .protocol import NO_OP_CELL_MAGICS, NO_OP_LINE_MAGICS, RUN_BODY_CELL_MAGICS
+
 _transformer = TransformerManager()
 _json_dumps = json.dumps
 _write = os.write
-_getpid = os.getpid
 
-# Magics that mean nothing in a graded run (display, installs: there is no network), and those
-# whose cell body simply runs. Anything else (%cd, %env, %run, %%bash...) goes to IPython itself.
-_NO_OP_LINE_MAGICS = {"matplotlib", "config", "load_ext", "reload_ext", "autoreload", "pylab",
-                      "pip", "conda", "precision", "pprint", "xmode", "who", "whos", "pwd", "ls",
-                      "history", "colors"}
-_RUN_BODY_CELL_MAGICS = {"time", "timeit", "capture", "prun"}
-_NO_OP_CELL_MAGICS = {"html", "markdown", "latex", "javascript", "js", "svg"}
+_NO_OP_LINE_MAGICS = NO_OP_LINE_MAGICS
+_RUN_BODY_CELL_MAGICS = RUN_BODY_CELL_MAGICS
+_NO_OP_CELL_MAGICS = NO_OP_CELL_MAGICS
 
 
 class UnsupportedMagic(Exception):
@@ -87,7 +83,7 @@ class Recorder:
         self.fd, self.nonce = fd, nonce
 
     def emit(self, record: dict) -> None:
-        record["pid"], record["nonce"] = _getpid(), self.nonce
+        record["n"] = self.nonce
         data = (_json_dumps(record) + "\n").encode()
         while data:
             data = data[_write(self.fd, data):]
@@ -117,20 +113,6 @@ def _otter_shim(checkpoint) -> types.ModuleType:
     return module
 
 
-_MAGIC_CALL = re.compile(r"get_ipython\(\)\.run_(line|cell)_magic\(\s*'([^']*)'")
-
-
-def needs_ipython(cells: list[str]) -> bool:
-    """Does any cell use IPython syntax the fast path does not honour (e.g. %run, %%bash)?"""
-    for source in cells:
-        for kind, name in _MAGIC_CALL.findall(_transformer.transform_cell(source)):
-            known = (_NO_OP_LINE_MAGICS | {"time", "timeit"}) if kind == "line" else \
-                (_RUN_BODY_CELL_MAGICS | _NO_OP_CELL_MAGICS | {"writefile"})
-            if name not in known:
-                return True
-    return False
-
-
 class _FastRunner:
     """Cells as plain Python after IPython's syntax transform: no kernel, no shell."""
 
@@ -142,9 +124,10 @@ class _FastRunner:
         builtins.get_ipython = lambda: shell
         builtins.display = lambda *args, **kwargs: None
 
-    def run(self, index: int, source: str) -> str | None:
+    def run(self, index: int, code: str) -> str | None:
+        """Run one cell's code, exactly as the screen read it (already transformed)."""
         try:
-            exec(compile(_transformer.transform_cell(source), f"<cell {index}>", "exec"), self.namespace)
+            exec(compile(code, f"<cell {index}>", "exec"), self.namespace)
         except BaseException as exc:  # a failing cell is the student's; carry on like a kernel
             return type(exc).__name__[:60]
         return None
@@ -268,18 +251,16 @@ def _activity() -> tuple[int, int]:
         return (0, 0)
 
 
-def run_cells(job: dict, recorder: Recorder) -> None:
-    """Execute the job's cells in order, skipping failed segments, observing at checkpoints."""
-    cells: list[str] = job["cells"]
-    segments: list[int] = job["segments"]
-    questions: dict = job["questions"]          # name -> {"segment": int, "names": [...]}
-    skip = set(job["skip"])
-    probe = job.get("probe")
-    probe_inputs = (probe[0], probe[1]) if probe else None
+def run_cells(job, skip: set[int], recorder: Recorder) -> None:
+    """Execute the job's cells in order, skipping failed segments, observing at checkpoints.
+    A cell the screen could not parse (job.cells[i] is None) is never run: like a kernel, it
+    only reports its SyntaxError."""
+    questions = {q.name: q for q in job.questions}
+    probe_inputs = (list(job.probe[0]), list(job.probe[1]))
     observe_names = autograd_checks.observe_names
-    observed: set[str] = set()
 
-    runner = _IPythonRunner() if needs_ipython(cells) else _FastRunner()
+    ipython = job.mode == "ipython"
+    runner = _IPythonRunner() if ipython else _FastRunner()
     recorder.emit({"t": "mode", "m": runner.mode})
     integrity = Integrity()
     sys.addaudithook(_no_introspection)
@@ -288,24 +269,27 @@ def run_cells(job: dict, recorder: Recorder) -> None:
 
     def checkpoint(question: str) -> None:
         spec = questions.get(question)
-        if spec is None or spec["segment"] in skip:
+        if spec is None or spec.segment in skip or not spec.checked:
             return
         with integrity.pristine(), _no_dispatch_modes():
-            facts = observe_names(runner.namespace, spec["names"], probe_inputs=probe_inputs)
-        recorder.emit({"t": "obs", "q": question, "facts": [f.to_plain() for f in facts.values()]})
-        observed.add(question)
+            facts = observe_names(runner.namespace, spec.names, probe_inputs=probe_inputs)
+            record = {"t": "obs", "q": question, "facts": [f.to_plain() for f in facts.values()]}
+        recorder.emit(record)
 
     sys.modules["otter"] = _otter_shim(checkpoint)
 
     current = None
-    for index, source in enumerate(cells):
-        segment = segments[index]
+    for index, code in enumerate(job.cells):
+        segment = job.segments[index]
         if segment in skip:
             continue
         if segment != current:
             recorder.emit({"t": "seg", "s": segment})
             current = segment
-        error = runner.run(index, source)
+        if code is None:
+            error = "SyntaxError"
+        else:
+            error = runner.run(index, job.sources[index] if ipython else code)
         if error:
             recorder.emit({"t": "err", "s": segment, "e": error})
         now = _activity()
@@ -313,14 +297,4 @@ def run_cells(job: dict, recorder: Recorder) -> None:
             # this cell left a thread or process running: if the run dies later, suspect it
             recorder.emit({"t": "bg", "s": segment})
         activity = max(activity, now)
-
-    end = job["end_segment"]               # questions never checked are observed at the end
-    if end in skip:
-        recorder.emit({"t": "done"})
-        return
-    if current != end:
-        recorder.emit({"t": "seg", "s": end})
-    for question, spec in questions.items():
-        if question not in observed and spec["segment"] not in skip:
-            checkpoint(question)
     recorder.emit({"t": "done"})

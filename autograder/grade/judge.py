@@ -12,8 +12,11 @@ import random
 import re
 import sys
 
-from ..results import GRADED, QuestionResult, TestCaseResult
+from ..results import GRADED, QuestionResult, Status, TestCaseResult
 from .autograder_zip import Autograder
+from .isolate import Limits
+from .protocol import Job, QuestionSpec, needs_ipython
+from .screen import Screened
 
 _CHECK_CALL = re.compile(r"""grader\s*\.\s*check\s*\(\s*["']([^"']+)["']""")
 PROBE_SIZE = 6
@@ -27,22 +30,27 @@ def probe_inputs(seed: str) -> list[list[float]]:
     return [inputs, upstream]
 
 
-def build_job(job_id: str, cells: list[str], autograder: Autograder, limits: dict, seed: str) -> dict:
-    """What a worker needs to run one submission: its cells split into per-question segments."""
+def build_job(job_id: str, sources: list[str], screened: Screened, autograder: Autograder,
+              limits: Limits, seed: str) -> Job:
+    """What a run needs for one submission: its screened cells split into per-question segments
+    (a segment ends with a question's check cell)."""
     known = {q.name for q in autograder.questions}
     segments, question_segment, segment = [], {}, 0
-    for source in cells:
+    for source in sources:
         segments.append(segment)
         checked = [q for q in _CHECK_CALL.findall(source) if q in known]
         for q in checked:
-            question_segment[q] = segment
+            question_segment.setdefault(q, segment)
         if checked:
             segment += 1
-    end = segment
-    questions = {q.name: {"segment": question_segment.get(q.name, end), "names": list(q.names)}
-                 for q in autograder.questions}
-    return {"id": job_id, "cells": cells, "segments": segments, "end_segment": end,
-            "questions": questions, "probe": probe_inputs(seed), "limits": limits}
+    questions = tuple(
+        QuestionSpec(name=q.name, segment=question_segment.get(q.name, segment), names=tuple(q.names),
+                     checked=q.name in question_segment)
+        for q in autograder.questions)
+    inputs, upstream = probe_inputs(seed)
+    return Job(id=job_id, cells=screened.codes, sources=tuple(sources), segments=tuple(segments),
+               end_segment=segment, questions=questions, probe=(tuple(inputs), tuple(upstream)),
+               limits=limits, mode="ipython" if needs_ipython(screened.codes) else "fast")
 
 
 class Judge:
@@ -63,20 +71,22 @@ class Judge:
             env[facts.name] = facts
         return env
 
-    def question(self, question, facts_list, status: str, probe) -> QuestionResult:
+    def question(self, question, facts_list, status: tuple[Status, str], probe) -> QuestionResult:
         from otter.test_files.abstract_test import TestCaseResult as OtterCaseResult
 
         test_file = question.test_file()
-        env, reason = None, status
-        if facts_list is not None and status in (GRADED, "memory limit"):
+        env, (reason, detail) = None, status
+        if facts_list is not None and reason in (GRADED, Status.MEMORY_LIMIT):
             try:
                 env = self._env(facts_list, probe)
-            except (ValueError, KeyError, TypeError):
-                env, reason = None, "invalid observation data"
+            except (ValueError, KeyError, TypeError, RecursionError):
+                env, reason, detail = None, Status.INVALID_OBSERVATION, ""
+        elif reason is GRADED:   # graded, but nothing observed: the check cell never ran
+            reason = Status.NOT_REACHED
         cases, otter_results = [], []
         for case in test_file.test_cases:
             if env is None:
-                passed, hint = False, f"This question could not be graded: {reason}."
+                passed, hint = False, f"This question could not be graded: {reason.text(detail)}. {reason.student}"
             else:
                 passed, hint = self._run_case(case, env)
             otter_results.append(OtterCaseResult(test_case=case, message=hint or "passed", passed=passed))
@@ -89,10 +99,11 @@ class Judge:
                            max_points=float(case.points or 0), passed=passed, hint=hint)
             for case, passed, hint in cases
         )
-        question_status = GRADED if env is not None and status == GRADED else reason
+        question_status = GRADED if env is not None and reason is GRADED else reason
         return QuestionResult(name=question.name, points=round(score, 6),
                               max_points=round(float(test_file.possible), 6),
-                              status=question_status, tests=tests)
+                              status=question_status, tests=tests,
+                              detail=detail if question_status is not GRADED else "")
 
     def _run_case(self, case, env) -> tuple[bool, str]:
         try:
@@ -103,11 +114,10 @@ class Judge:
         except Exception as exc:  # a test that breaks on valid data is a bug in the test
             return False, f"This check could not run ({type(exc).__name__}); please tell course staff."
 
-    def judge(self, answer: dict, probe) -> tuple[QuestionResult, ...]:
-        observations = answer.get("observations", {})
-        statuses = answer.get("status", {})
+    def judge(self, answer, probe) -> tuple[QuestionResult, ...]:
         return tuple(
-            self.question(q, observations.get(q.name), statuses.get(q.name, "not reached"), probe)
+            self.question(q, answer.observations.get(q.name),
+                          answer.status.get(q.name, (Status.NOT_REACHED, "")), probe)
             for q in self.autograder.questions
         )
 

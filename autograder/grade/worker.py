@@ -1,12 +1,20 @@
-"""The warm worker: imports torch once, then forks one isolated child per submission run.
+"""The warm worker: a clean template process that imports torch once and clones one isolated
+child per submission run. It never reads a job.
 
 Started by the supervisor inside a bubblewrap sandbox (read-only system, no network, no view
-of the hidden tests, the output folder or other submissions). It reads jobs as JSON lines on
-stdin and answers with one JSON line per job on stdout. A run that hangs, crashes or exits
-inside one question's cells is killed and the submission is run again without that
-question's cells, so the other questions are still observed.
+of the hidden tests, the output folder or other submissions). It talks to the supervisor over
+one SOCK_SEQPACKET socket (--control-fd):
 
-    python -m autograder.grade.worker --slot N --checks-dir DIR [--no-sandbox]
+    supervisor -> worker   b"run HOST_UID" + [job pipe, record pipe, ...]   start a run
+                           b"kill"                                       kill the running one
+    worker -> supervisor   b"ready"   b"exit STATUS"
+
+The run reads its job straight from the supervisor on the job pipe and writes its records
+straight to the supervisor on the record pipe; the worker only forwards the two pipe ends to
+the child it clones and closes its copies. So no process that runs student code holds another
+submission's data: each run starts from the template, which has seen no job at all.
+
+    python -m autograder.grade.worker --checks-dir DIR --control-fd N [--no-sandbox]
 """
 
 from __future__ import annotations
@@ -14,15 +22,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import select
 import signal
+import socket
 import sys
 import tempfile
-import time
 
-UID_BASE = 61000          # each worker slot runs its submissions under uid UID_BASE + slot
-EXIT_SETUP_FAILED = 111   # the child could not isolate itself: never run student code then
+JOB_FD, RECORD_FD = 3, 4          # in the child, after the worker's own fds are gone
+EXIT_SETUP_FAILED = 111           # the child could not isolate itself: no student code ran
 
 
 def _warm_up(checks_dir: str) -> None:
@@ -34,9 +41,10 @@ def _warm_up(checks_dir: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pylab  # noqa: F401  (the lab imports it; pay the cost once)
     import matplotlib.pyplot  # noqa: F401
+    import numpy  # noqa: F401
     import autograd_checks
     from . import harness  # IPython's transformer
-    harness.ipython_shell()   # the path for unusual magics: built once, forked into each run
+    harness.ipython_shell()   # the path for unusual magics: built once, cloned into each run
     # Pay every lazy first-use cost once, here, instead of in every child: autograd, tensor
     # printing, gradcheck (via a probe), NumPy conversion, and a matplotlib figure with fonts.
     x = torch.linspace(-1, 1, 4, requires_grad=True)
@@ -69,76 +77,88 @@ def _warm_up(checks_dir: str) -> None:
     gc.freeze()   # children then leave the warm objects' pages alone (fewer copy-on-write faults)
 
 
-class RunOutcome:
-    def __init__(self) -> None:
-        self.observations: dict[str, list] = {}
-        self.errors: dict[int, list[str]] = {}
-        self.done = False
-        self.segment: int | None = None      # the segment running when the run ended
-        self.reason = ""                      # why the run ended early
-        self.tampered = False
-        self.setup_error = ""
-        self.mode = ""
-        self.background: set[int] = set()   # segments that left threads or processes running
+def _close_all_but(keep: set[int]) -> None:
+    for fd in sorted(int(n) for n in os.listdir("/proc/self/fd") if n.isdigit()):
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
-def _child(job: dict, skip: list[int], record_fd: int, nonce: str, uid: int, sandboxed: bool) -> None:
-    """PID 1 of the submission's namespaces (or a plain child without a sandbox)."""
+def _setup_failed(record_fd: int, exc: BaseException) -> None:
+    where = exc.__traceback__
+    while where is not None and where.tb_next is not None:
+        where = where.tb_next
+    step = f"{where.tb_frame.f_code.co_name}:{where.tb_lineno}" if where is not None else "?"
+    reason = json.dumps({"t": "setup", "e": f"{type(exc).__name__} at {step}: {exc}"[:300]}) + "\n"
+    try:
+        os.write(record_fd, reason.encode())
+    except OSError:
+        pass
+    os._exit(EXIT_SETUP_FAILED)
+
+
+def _child(fds: list[int], sandboxed: bool, syscall_filter) -> None:
+    """The run: isolate, read the job from the supervisor, run it, report, exit."""
     from . import harness, isolate
+    from .protocol import Job
 
+    job_fd, record_fd, sync_fd = fds
     try:
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
-        high = 200 + secrets.randbelow(800)   # keep the record pipe out of the way (below RLIMIT_NOFILE)
-        os.dup2(record_fd, high)
-        os.closerange(3, high)
-        os.closerange(high + 1, 65536)
-        limits = isolate.Limits(**job["limits"])
+        os.dup2(job_fd, JOB_FD)
+        os.dup2(record_fd, RECORD_FD)
+        if sync_fd >= 0:
+            os.read(sync_fd, 1)   # the worker has written this namespace's uid and gid maps
+        _close_all_but({0, 1, 2, JOB_FD, RECORD_FD})
+        chunks = []
+        while True:
+            chunk = os.read(JOB_FD, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        os.close(JOB_FD)
+        request = json.loads(b"".join(chunks))
+        job, skip, nonce = Job.from_json(json.dumps(request["job"]).encode()), request["skip"], request["nonce"]
+        limits = job.limits
         cpu = int(limits.timeout) + 5
         if sandboxed:
-            isolate.unshare_namespaces()
-            isolate.prepare_init(uid, limits, cpu)
+            isolate.prepare_run(limits, cpu, syscall_filter)
         else:
             os.setsid()
             isolate.apply_limits(limits, cpu)
             os.chdir(tempfile.mkdtemp(prefix="autograder-run-"))
     except BaseException as exc:   # say why on the record pipe (no student code has run yet)
-        where = exc.__traceback__
-        while where.tb_next is not None:
-            where = where.tb_next
-        step = f"{where.tb_frame.f_code.co_name}:{where.tb_lineno}"
-        reason = json.dumps({"t": "setup", "e": f"{type(exc).__name__} at {step}: {exc}"[:300]}) + "\n"
-        os.write(record_fd, reason.encode())
-        os._exit(EXIT_SETUP_FAILED)
+        _setup_failed(RECORD_FD, exc)
     try:
-        harness.run_cells({**job, "skip": skip}, harness.Recorder(high, nonce))
+        harness.run_cells(job, set(skip), harness.Recorder(RECORD_FD, nonce))
     except BaseException:
         pass
     os._exit(0)
 
 
-def _start_run(job: dict, skip: list[int], uid: int, sandboxed: bool):
-    """Fork the run (PID 1 of a new PID namespace when sandboxed); returns (pid, pipe, nonce)."""
+def _start(fds: list[int], host_uid: int, sandboxed: bool, syscall_filter) -> int:
     from . import isolate
 
-    nonce = secrets.token_hex(16)
-    rec_r, rec_w = os.pipe()
-    if sandboxed:
-        isolate.children_in_new_pid_namespace()
-    try:
-        pid = os.fork()
-    except BaseException:
-        if sandboxed:
-            isolate.children_in_own_pid_namespace()
-        raise
+    sync_r, sync_w = os.pipe() if sandboxed else (-1, -1)
+    pid = isolate.clone_into_namespaces() if sandboxed else os.fork()
     if pid == 0:
-        os.close(rec_r)
-        _child(job, skip, rec_w, nonce, uid, sandboxed)
+        if sync_w >= 0:
+            os.close(sync_w)
+        _child([*fds, sync_r], sandboxed, syscall_filter)
+    for fd in fds:
+        os.close(fd)
     if sandboxed:
-        isolate.children_in_own_pid_namespace()
-    os.close(rec_w)
-    return pid, rec_r, nonce
+        os.close(sync_r)
+        try:
+            isolate.map_ids(pid, host_uid or os.getuid(), host_uid or os.getgid())
+        except OSError:
+            pass   # the child then cannot set itself up and reports why
+        os.close(sync_w)
+    return pid
 
 
 def _kill(pid: int, sandboxed: bool) -> None:
@@ -151,195 +171,55 @@ def _kill(pid: int, sandboxed: bool) -> None:
         pass
 
 
-def _describe_exit(code: int) -> str:
-    """Why a run ended before finishing, in the words of a grading_status."""
-    if code == EXIT_SETUP_FAILED:
-        return "sandbox setup failed"
-    if code <= 128:
-        return "exited"            # os._exit() or the like, in the student's code
-    sig = code - 128
-    if sig == signal.SIGXCPU:
-        return "CPU time limit"
-    if sig == signal.SIGKILL:
-        return "killed (CPU or memory limit)"
-    try:
-        return f"crashed ({signal.Signals(sig).name})"
-    except ValueError:
-        return f"crashed (signal {sig})"
-
-
-def _reap(pid: int, sandboxed: bool, grace: float) -> tuple[int, bool]:
-    """waitpid with a deadline: (status, whether the run had to be killed after `grace` s)."""
-    deadline = time.monotonic() + grace
+def serve(control: socket.socket, sandboxed: bool, syscall_filter) -> None:
+    control.send(b"ready")
     while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return status, False
-        if time.monotonic() >= deadline:
-            _kill(pid, sandboxed)
-            return os.waitpid(pid, 0)[1], True
-        time.sleep(0.001)
-
-
-def run_once(job: dict, skip: list[int], deadline: float, uid: int, sandboxed: bool) -> RunOutcome:
-    limits = job["limits"]
-    out = RunOutcome()
-    pid, rec_r, nonce = _start_run(job, skip, uid, sandboxed)
-    expected_pid = 1 if sandboxed else pid
-    max_bytes = int(limits["output_mb"] * 2**20)
-    received, buffer = 0, b""
-    segment_deadline = deadline
-    killed_for = ""
-    try:
+        try:
+            message, fds, _, _ = socket.recv_fds(control, 64, 4)
+        except OSError:
+            return
+        if not message:
+            return
+        words = message.split()
+        if words[:1] != [b"run"] or len(fds) != 2:
+            for fd in fds:
+                os.close(fd)
+            continue
+        pid = _start(fds, int(words[1]), sandboxed, syscall_filter)
+        pidfd = os.pidfd_open(pid)
+        quit_after = False
         while True:
-            now = time.monotonic()
-            wait = min(segment_deadline, deadline) - now
-            if wait <= 0:
-                killed_for = "timed out"
+            ready, _, _ = select.select([control, pidfd], [], [])
+            if pidfd in ready:
+                break
+            command = control.recv(64)
+            if command == b"kill" or not command:
                 _kill(pid, sandboxed)
-                break
-            ready, _, _ = select.select([rec_r], [], [], wait)
-            if not ready:
-                continue
-            chunk = os.read(rec_r, 1 << 16)
-            if not chunk:
-                break
-            received += len(chunk)
-            if received > max_bytes:
-                killed_for = "output limit"
-                _kill(pid, sandboxed)
-                break
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                try:
-                    record = json.loads(line)
-                    if not isinstance(record, dict):
-                        raise ValueError
-                except ValueError:
-                    out.tampered = True
-                    continue
-                kind = record.get("t")
-                if kind == "setup":   # written by our setup code, before any student code ran
-                    if out.segment is None and not out.observations:
-                        out.setup_error = str(record.get("e"))[:300]
-                    else:
-                        out.tampered = True
-                    continue
-                if record.get("pid") != expected_pid or record.get("nonce") != nonce:
-                    out.tampered = True
-                    continue
-                if kind == "seg" and isinstance(record.get("s"), int):
-                    out.segment = record["s"]
-                    segment_deadline = time.monotonic() + limits["question_timeout"]
-                elif kind == "obs" and isinstance(record.get("q"), str) and isinstance(record.get("facts"), list):
-                    out.observations[record["q"]] = record["facts"]
-                elif kind == "err" and isinstance(record.get("s"), int):
-                    out.errors.setdefault(record["s"], []).append(str(record.get("e"))[:60])
-                elif kind == "done":
-                    out.done = True
-                elif kind == "mode" and record.get("m") in ("fast", "ipython"):
-                    out.mode = record["m"]
-                elif kind == "bg" and isinstance(record.get("s"), int):
-                    out.background.add(record["s"])
-                else:
-                    out.tampered = True
-    finally:
-        os.close(rec_r)
-        # EOF does not mean the run ended (it may have closed the pipe and gone on): it gets a
-        # moment to exit, then it is killed.
-        status, lingered = _reap(pid, sandboxed, grace=2.0 if out.done else 0.5)
-        if lingered and not out.done and not killed_for:
-            killed_for = "stopped reporting (closed the grader's channel)"
-    if killed_for:
-        out.done, out.reason = False, killed_for
-    elif not out.done:
+                quit_after = quit_after or not command
+        os.close(pidfd)
+        _, status = os.waitpid(pid, 0)
         code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
-        out.reason = _describe_exit(code)
-    return out
-
-
-def grade_job(job: dict, uid: int, sandboxed: bool) -> dict:
-    """Run a submission, re-running without any question's cells that hung or crashed."""
-    started = time.monotonic()
-    deadline = started + job["limits"]["timeout"]
-    segment_questions: dict[int, list[str]] = {}
-    for q, spec in job["questions"].items():
-        segment_questions.setdefault(spec["segment"], []).append(q)
-    observations: dict[str, list] = {}
-    status: dict[str, str] = {}
-    notes: dict[str, list[str]] = {}
-    skip: list[int] = []
-    tampered, runs, mode = False, 0, ""
-    while True:
-        runs += 1
-        out = run_once(job, skip, deadline, uid, sandboxed)
-        tampered |= out.tampered
-        mode = mode or out.mode
-        for segment, errors in out.errors.items():
-            for q in segment_questions.get(segment, []):
-                notes.setdefault(q, []).extend(e for e in errors if e not in notes.get(q, []))
-        failed = out.segment if not out.done else None
-        if failed is not None:
-            # A thread or process left running by an earlier question may be what ended the run:
-            # blame the earliest such question first (a rerun without it settles the matter).
-            earlier = [s for s in out.background if s < failed and s not in skip]
-            if earlier:
-                failed = min(earlier)
-        for q, facts in out.observations.items():
-            spec = job["questions"].get(q)
-            if spec is None or q in status:
-                continue
-            if failed is None or spec["segment"] < failed:
-                observations[q], status[q] = facts, "graded"
-        if out.done:
-            break
-        if out.reason == "sandbox setup failed":
-            notes.setdefault("_sandbox", []).append(out.setup_error)
-            for q in job["questions"]:
-                status.setdefault(q, "sandbox setup failed")
-            break
-        if failed is None or failed in skip:
-            for q in job["questions"]:   # nothing ran at all: the run itself could not start
-                status.setdefault(q, out.reason or "not run")
-            break
-        for q in segment_questions.get(failed, []):
-            status.setdefault(q, out.reason)
-        skip.append(failed)
-        if time.monotonic() >= deadline:
-            for q in job["questions"]:
-                status.setdefault(q, "timed out")
-            break
-    for q in job["questions"]:
-        status.setdefault(q, "not reached")
-        if status[q] == "graded" and "MemoryError" in notes.get(q, []):
-            status[q] = "memory limit"
-    return {"id": job["id"], "observations": observations, "status": status, "notes": notes,
-            "tampered": tampered, "runs": runs, "mode": mode, "seconds": round(time.monotonic() - started, 4)}
+        if quit_after:
+            return
+        control.send(b"exit %d" % code)
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--slot", type=int, default=0)
     parser.add_argument("--checks-dir", required=True)
+    parser.add_argument("--control-fd", type=int, required=True)
     parser.add_argument("--no-sandbox", action="store_true")
     args = parser.parse_args(argv)
-    results = os.fdopen(os.dup(1), "w", buffering=1)
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
+    control = socket.socket(fileno=args.control_fd)
     _warm_up(args.checks_dir)
     sandboxed = not args.no_sandbox
-    uid = UID_BASE + args.slot
-    results.write(json.dumps({"ready": True, "pid": os.getpid()}) + "\n")
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        job = json.loads(line)
-        try:
-            answer = grade_job(job, uid, sandboxed)
-        except Exception as exc:   # a bug of ours: report it for this job, keep serving
-            answer = {"id": job.get("id"), "error": f"{type(exc).__name__}: {exc}"}
-        results.write(json.dumps(answer) + "\n")
+    from . import isolate
+    syscall_filter = isolate.syscall_filter() if sandboxed else None
+    if sandboxed:   # runs see the worker in /proc: its memory, fds and environment stay closed
+        isolate.prepare_template()
+    serve(control, sandboxed, syscall_filter)
 
 
 if __name__ == "__main__":

@@ -22,21 +22,12 @@ from markupsafe import Markup, escape
 
 from ..errors import UserError
 from ..escape import printable, url_part
-from ..results import GRADED, RECORDS_DIR, SubmissionResult, load_batch
+from ..results import GRADED, RECORDS_DIR, Status, SubmissionResult, load_batch
 from . import plots
 from .templates import CHECK_SCRIPT, FEEDBACK, INDEX, STYLE
 
 REPORT_DIR = "report"
 FEEDBACK_DIR = "feedback"
-
-# Plain words for a question that was not graded normally (status prefix -> explanation).
-_EXPLAIN = {
-    "timed out": "Its code ran longer than the time limit: look for a loop that never ends or a "
-                 "computation far bigger than the exercise needs.",
-    "memory limit": "Its code used more memory than allowed: look for very large tensors.",
-    "crashed": "The Python process running its code crashed.",
-}
-
 
 def graded_normally(r: SubmissionResult) -> bool:
     return r.status == GRADED and bool(r.questions) and all(q.graded_normally for q in r.questions)
@@ -66,7 +57,8 @@ def who(r: SubmissionResult) -> str:
 
 
 def explain(status: str) -> str:
-    return next((text for prefix, text in _EXPLAIN.items() if status.startswith(prefix)), "")
+    """What a status means for the student (one place: the Status enum)."""
+    return Status.parse(status)[0].student
 
 
 def _median(values: list[float]) -> float:
@@ -82,6 +74,7 @@ class BatchStats:
     superseded: int
     normal: int                                 # counting and graded normally
     abnormal: list[SubmissionResult]            # counting, not graded normally
+    flagged: list[SubmissionResult]             # every file the source screen flagged
     superseded_results: list[SubmissionResult]
     scores: list[float]                         # points of counting files that have questions
     unscored: int                               # counting files with no score at all (invalid)
@@ -129,6 +122,7 @@ def batch_stats(results: list[SubmissionResult]) -> BatchStats:
         files=len(results), counting=len(counting), superseded=len(results) - len(counting),
         normal=sum(1 for r in counting if graded_normally(r)),
         abnormal=[r for r in counting if not graded_normally(r)],
+        flagged=[r for r in results if r.flagged],
         superseded_results=[r for r in results if not r.counts],
         scores=scores, unscored=len(counting) - len(scored),
         mean=sum(scores) / len(scores) if scores else 0.0, median=_median(scores),

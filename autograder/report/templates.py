@@ -96,6 +96,25 @@ produced a score; {{ s.unscored }} file{{ "" if s.unscored == 1 else "s" }} coul
 (see <a href="#not-graded">below</a>).</p>{% endif %}
 </section>
 
+{% if s.flagged %}
+<h2 id="flagged">Flagged for review ({{ s.flagged|length }})</h2>
+<p class="box">The source screen found code outside the allowlist in these submissions. They earn 0
+until you decide: <code>autograder review OUT --accept FILE --reason "..."</code> (or
+<code>--reject FILE</code>). The score shown is what the grader gave them.</p>
+<table id="flagged-table">
+<thead><tr><th>Submission</th><th>Student</th><th>Decision</th><th>Findings</th><th class="num">Graded</th></tr></thead>
+<tbody>
+{% for r in s.flagged %}<tr data-key="{{ r.key }}">
+<td><a href="{{ feedback_href(r) }}">{{ r.source or r.file }}</a></td>
+<td>{{ who(r) }}</td>
+<td>{% if r.review %}{{ r.review.decision }}ed by {{ r.review.by }}{% else %}needs review{% endif %}</td>
+<td><ul>{% for f in r.findings %}<li>{{ f.describe() }}</li>{% endfor %}</ul></td>
+<td class="num">{{ r.graded_points|pts }} / {{ r.max_points|pts }}</td>
+</tr>
+{% endfor %}</tbody>
+</table>
+{% endif %}
+
 <h2 id="plots">Plots</h2>
 {% for img in images %}
 <figure id="fig-{{ img.name }}">

@@ -1,0 +1,188 @@
+"""The source screen (autograder/grade/screen.py): deny by default.
+
+Honest lab code (every notebook in the repo and the idioms below) gives no finding; each attack
+route of the threat notes gives at least one, naming the cell and line.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from autograder.grade.allowlist import DEFAULT
+from autograder.grade.screen import screen
+from autograder.grade.submission import read_cells
+
+from conftest import HONEST_NOTEBOOKS
+
+HONEST = {
+    "lab": "import torch\nimport matplotlib.pylab as plt\nx = torch.tensor(2.0, requires_grad=True)\n"
+           "y = x ** 2\ny.backward()\nprint(x.grad, x.grad_fn, y.grad_fn, x.is_leaf)\n",
+    "function": "import torch\nclass SQ(torch.autograd.Function):\n    @staticmethod\n"
+                "    def forward(ctx, i):\n        ctx.save_for_backward(i)\n        ctx.k = 2\n"
+                "        return i ** 2\n    @staticmethod\n    def backward(ctx, grad_output):\n"
+                "        (i,) = ctx.saved_tensors\n        return grad_output * ctx.k * i\n",
+    "function_import": "from torch.autograd import Function\nclass SQ(Function):\n    pass\n",
+    "module": "import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n"
+              "        super().__init__()\n        self.linear = nn.Linear(1, 1)\n"
+              "    def forward(self, x):\n        return torch.relu(self.linear(x))\n"
+              "net = Net()\nopt = torch.optim.SGD(net.parameters(), lr=0.1)\nopt.zero_grad()\n",
+    "magics": "%matplotlib inline\n%time y = 1 + 1\n!pip install otter-grader\n%pip install torch==2.1\n"
+              "print(y)\n",
+    "cell_magic": "%%time\nz = sum(range(10))\nprint(z)\n",
+    "underscore_vars": "import matplotlib.pyplot as plt\n_ = plt.plot([1, 2], [3, 4])\n_tmp = 3\n"
+                       "print(_tmp, _)\n",
+    "gradient_descent": "import torch\nw = torch.tensor(1.0, requires_grad=True)\nloss = (w - 3) ** 2\n"
+                        "loss.backward()\nw.data -= 0.1 * w.grad\nw.grad = None\n"
+                        "w.grad.zero_() if w.grad is not None else None\n",
+    "numpy_plot": "import numpy as np\nimport matplotlib.pyplot as plt\nxs = np.linspace(-1, 1, 5)\n"
+                  "fig, ax = plt.subplots()\nax.plot(xs, np.sin(xs), label='sin')\nax.set_xlabel('x')\n"
+                  "plt.legend()\nplt.show()\nprint('{:.3f} and {}'.format(1.0, 2))\n",
+    "format_var": "template = 'x = {:.2f}'\nprint(template.format(3.14159))\n",
+    "getattr_literal": "import torch\nx = torch.ones(2)\nprint(getattr(x, 'grad', None), hasattr(x, 'grad'))\n",
+    "main_guard": "if __name__ == '__main__':\n    print(type(3))\n",
+    "comprehension": "vals = [v ** 2 for v in range(3)]\nd = {k: v for k, v in zip('ab', vals)}\n"
+                     "try:\n    1 / 0\nexcept ZeroDivisionError as e:\n    print(e)\n",
+    "no_grad": "import torch\nx = torch.ones(3, requires_grad=True)\nwith torch.no_grad():\n"
+               "    y = x * 2\nprint(x.detach().numpy(), torch.autograd.grad((x ** 2).sum(), x))\n",
+    "otter": "import otter\nimport autograd_checks\ngrader = otter.Notebook(tests_dir='tests')\n"
+             "grader.check('q1')\ngrader.export(pdf=False)\n",
+    "syntax_error": "x = (1,\n",   # never runs, so nothing to review
+}
+
+ATTACKS = {
+    "import_os": "import os\nos._exit(0)\n",
+    "import_ctypes": "import ctypes\n",
+    "from_sys": "from sys import modules\n",
+    "importlib": "import importlib\n",
+    "dunder_import": "m = __import__('os')\n",
+    "builtins_dict": "b = __builtins__\n",
+    "frames": "import torch\nf = torch.tensor(1).grad_fn\nx = (lambda: 0).__code__\n",
+    "closure": "def f():\n    pass\nc = f.__closure__\n",
+    "private_attr": "import torch\nx = torch.ones(1)\nx._version\n",
+    "torch_inspect": "import torch\ni = torch.inspect\n",
+    "torch_ctypes": "import torch\nc = torch.ctypes\n",
+    "numpy_ctypeslib": "import numpy as np\nnp.ctypeslib\n",
+    "numpy_ctypes_attr": "import numpy as np\na = np.zeros(2)\na.ctypes\n",
+    "cbook_operator": "import matplotlib.cbook\n",
+    "ticker_string": "from matplotlib.ticker import string\n",
+    "numpy_testing": "import numpy as np\nnp.testing.measure('1+1')\n",
+    "benchmark_timer": "import torch\ntorch.utils.benchmark.Timer('x')\n",
+    "torch_fx": "import torch.fx\n",
+    "torch_hub": "import torch\ntorch.hub.load('.', 'x', source='local')\n",
+    "torch_package": "import torch\ntorch.package.PackageImporter('x')\n",
+    "torch_load": "import torch\ntorch.load('x.pt')\n",
+    "np_load": "import numpy as np\nnp.load('x.npy', allow_pickle=True)\n",
+    "load_library": "import torch\ntorch.ops.load_library('x.so')\n",
+    "backend": "import matplotlib\nmatplotlib.use('module://evil')\n",
+    "switch_backend": "import matplotlib.pyplot as plt\nplt.switch_backend('module://evil')\n",
+    "savetxt": "import numpy as np\nnp.savetxt('evil.py', [1], header='import os')\nimport evil\n",
+    "exec": "exec('print(1)')\n",
+    "eval": "eval('1')\n",
+    "compile": "compile('1', 'x', 'eval')\n",
+    "open": "open('/etc/passwd').read()\n",
+    "format_field": "'{0.__class__}'.format(1)\n",
+    "format_index": "'{0[0]}'.format([1])\n",
+    "format_computed": "t = input()\nt.format(1)\n",
+    "format_str_method": "str.format('{0.real}', 1)\n",
+    "formatter": "import string\nstring.Formatter().get_field('0.x', [1], {})\n",
+    "attrgetter": "import operator\noperator.attrgetter('x')\n",
+    "match": "match 1:\n    case int(real=r):\n        pass\n",
+    "vars": "v = vars()\n",
+    "globals": "g = globals()\n",
+    "getattr_computed": "n = 'gr' + 'ad'\ngetattr(1, n)\n",
+    "getattr_alias": "g = getattr\n",
+    "getattr_private": "getattr(1, '_x')\n",
+    "type3": "T = type('T', (), {})\n",
+    "type_alias": "t = type\n",
+    "monkeypatch_torch": "import torch\ntorch.allclose = lambda *a, **k: True\n",
+    "monkeypatch_tensor": "import torch\ntorch.Tensor.backward = lambda self: None\n",
+    "del_module_attr": "import math\ndel math.isclose\n",
+    "dunder_method": "class Liar:\n    def __eq__(self, other):\n        return True\n",
+    "tensor_subclass": "import torch\nclass T(torch.Tensor):\n    pass\n",
+    "float_subclass": "class F(float):\n    pass\n",
+    "metaclass": "class M(object, metaclass=type):\n    pass\n",
+    "register_hook": "import torch\nx = torch.ones(1, requires_grad=True)\nx.register_hook(lambda g: g * 0)\n",
+    "post_accumulate_hook": "import torch\nx = torch.ones(1, requires_grad=True)\n"
+                            "x.register_post_accumulate_grad_hook(print)\n",
+    "as_subclass": "import torch\ntorch.ones(1).as_subclass(torch.Tensor)\n",
+    "magic_run": "%run other.py\n",
+    "magic_env": "%env PYTHONPATH=/tmp\n",
+    "magic_writefile": "%%writefile evil.py\nimport os\n",
+    "magic_time_body": "%time import os\n",
+    "cell_time_body": "%%time\nimport ctypes\n",
+    "capture_body": "%%capture\nimport sys\n",
+    "shell": "!cat /etc/passwd\n",
+    "shell_pip_url": "!pip install git+https://x/y\n",
+    "shell_getoutput": "x = !ls\n",
+    "get_ipython": "ip = get_ipython()\nip.run_cell('import os')\n",
+    "automagic": "ls\n",
+    "pinfo": "x = 1\nx?\n",
+    "load_ext": "%load_ext evil\n",
+    "async": "async def f():\n    await g()\n",
+    "star_import": "from torch import *\n",
+    "relative_import": "from . import x\n",
+    "autograd_checks_tracker": "import autograd_checks\nautograd_checks.tracker.clear()\n",
+    "otter_internals": "import otter\notter.test_files\n",
+    "gc": "import gc\n",
+    "inspect": "import inspect\n",
+    "unbound_method": "class A:\n    def f(self):\n        return self.ctypes\n    def g(self):\n"
+                      "        self.ctypes = 1\n" "import numpy as np\nA.f(np.zeros(1))\n",
+    "own_name_elsewhere": "class A:\n    def g(self):\n        self.ctypes = 1\n"
+                          "import numpy as np\nnp.zeros(1).ctypes\n",
+}
+
+
+def test_code_too_deep_to_parse_is_inert_and_does_not_crash():
+    deep = "x = " + "-" * 200_000 + "1\n"
+    assert screen([deep]) == ()
+    from autograder.grade.screen import parse_cell
+    assert parse_cell(deep) is None   # never run, so nothing to screen
+
+
+@pytest.mark.parametrize("name", sorted(HONEST))
+def test_honest_code_has_no_finding(name):
+    assert screen([HONEST[name]]) == ()
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_attack_is_a_finding(name):
+    findings = screen(["import torch\n", ATTACKS[name]])
+    assert findings, f"{name} passed the screen"
+    assert all(f.cell in (1, 2) and f.line >= 1 and f.what for f in findings)
+
+
+def test_every_honest_notebook_in_the_repo_is_clean():
+    assert HONEST_NOTEBOOKS, "no notebooks found"
+    dirty = {}
+    for path in HONEST_NOTEBOOKS:
+        findings = screen(read_cells(path.read_bytes()))
+        if findings:
+            dirty[path.name] = [f.describe() for f in findings]
+    assert dirty == {}
+
+
+def test_finding_names_cell_and_line():
+    (finding,) = screen(["x = 1\n", "y = 2\nimport os\n"])
+    assert (finding.cell, finding.line) == (2, 2)
+    assert "`os`" in finding.what
+    assert finding.describe() == "code cell 2, line 2: " + finding.what
+
+
+def test_magic_body_line_numbers_point_into_the_cell():
+    (finding,) = screen(["x = 1\n%time import os\n"])
+    assert (finding.cell, finding.line) == (1, 2)
+
+
+def test_names_bound_in_magic_bodies_are_known():
+    assert screen(["%time y = 1\n", "print(y)\n"]) == ()
+
+
+def test_assignment_config_extends_the_defaults():
+    policy = DEFAULT.extended({"modules": ["torch.utils.data"], "members": {"torch.utils.data": ["DataLoader"]},
+                               "attributes": ["register_hook"]})
+    code = "import torch.utils.data\nfrom torch.utils.data import DataLoader\nimport torch\n" \
+           "x = torch.ones(1, requires_grad=True)\nx.register_hook(print)\n"
+    assert screen([code]) != ()
+    assert screen([code], policy) == ()
+    with pytest.raises(ValueError, match="unknown key"):
+        DEFAULT.extended({"modulez": []})
