@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -445,3 +446,244 @@ def test_unreadable_zip_member_is_an_invalid_submission(kind):
     except Exception as exc:
         raise AssertionError(f"read_cells raised {type(exc).__name__}: {exc}") from None
     raise AssertionError("read_cells accepted a damaged zip")
+
+
+# --------------------------------------------------------------------------- reading within limits
+#
+# read_notebook / read_cells run in the unsandboxed supervisor on the raw bytes, so whatever a
+# file holds may cost only about its own size: outputs are skipped as a stream of JSON events,
+# never built. These tests call the reader directly (no grading) on inputs built in memory.
+
+
+def _reader():
+    from autograder.grade import submission
+    return submission
+
+
+def _with_output(nb: dict, output: bytes) -> bytes:
+    """The notebook with `output` (raw JSON text, however big) as the outputs of cell-009,
+    spliced in as bytes so that the test itself never builds it as Python objects."""
+    nb = copy.deepcopy(nb)
+    cell = next(c for c in nb["cells"] if c.get("id") == "cell-009")
+    cell["outputs"], cell["execution_count"] = "@@OUTPUTS@@", 3
+    head, tail = _dump(nb).split(b'"@@OUTPUTS@@"')
+    return b"".join((head, output, tail))
+
+
+def _peak_memory(call):
+    """call()'s result and the peak of Python's allocations (tracemalloc) while it ran, beyond
+    what was allocated before (the input bytes)."""
+    import tracemalloc
+    started = not tracemalloc.is_tracing()
+    if started:
+        tracemalloc.start()
+    tracemalloc.reset_peak()
+    before = tracemalloc.get_traced_memory()[0]
+    try:
+        result = call()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1] - before
+        if started:
+            tracemalloc.stop()
+    return result, peak
+
+
+def _solution_cells() -> list[str]:
+    return _reader().read_cells(SOLUTION.read_bytes())
+
+
+def test_150mb_output_string_costs_a_fraction_of_the_file():
+    """One output string of 150 MB (as a print loop makes): json.loads held about 26x that."""
+    line = b"x" * 1023 + b"\\n"
+    data = _with_output(_solution(), b'[{"name": "stdout", "output_type": "stream", "text": "'
+                        + line * (150 * 1024) + b'"}]')
+    assert len(data) > 150 * 2**20
+    started = time.monotonic()
+    cells, peak = _peak_memory(lambda: _reader().read_cells(data))
+    seconds = time.monotonic() - started
+    assert cells == _solution_cells()
+    # measured: about 0.02x (3 MB) and 1 s; yajl is never given the string itself
+    assert peak < len(data) // 4, f"peak {peak / len(data):.3f}x the file size ({peak >> 20} MB)"
+    assert seconds < 30, f"{seconds:.1f} s"
+
+
+def test_two_million_output_items_cost_a_fraction_of_the_file():
+    item = b'{"name": "stdout", "output_type": "stream", "text": "epoch 0000001 loss 0.123456\\n"}'
+    data = _with_output(_solution(), b"[" + b",".join([item] * 2_000_000) + b"]")
+    assert len(data) > 150 * 2**20
+    cells, peak = _peak_memory(lambda: _reader().read_cells(data))
+    assert cells == _solution_cells()
+    # measured: about 0.02x (3 MB): events are read 64 KB of text at a time and dropped
+    assert peak < len(data) // 4, f"peak {peak / len(data):.3f}x the file size ({peak >> 20} MB)"
+
+
+def _quickly(call, seconds: float = 2.0):
+    """call()'s result or its InvalidSubmission, within `seconds`; anything else fails."""
+    sub = _reader()
+    started = time.monotonic()
+    try:
+        result = call()
+    except sub.InvalidSubmission as exc:
+        result = exc
+    took = time.monotonic() - started
+    assert took < seconds, f"took {took:.1f} s"
+    return result
+
+
+DEPTH = 100_000
+
+
+def test_deep_nesting_in_an_output_is_skipped():
+    deep = b"[" * DEPTH + b"]" * DEPTH
+    data = _with_output(_solution(), b'[{"output_type": "execute_result", "data": {"application/json": '
+                        + deep + b'}, "metadata": {}, "execution_count": 3}]')
+    assert _quickly(lambda: _reader().read_cells(data)) == _solution_cells()
+
+
+def test_deep_nesting_at_top_level_is_not_a_notebook():
+    for data in (b"[" * DEPTH + b"]" * DEPTH, b'{"cells": ' + b"[" * DEPTH + b"]" * DEPTH + b"}",
+                 b"[" * DEPTH):
+        result = _quickly(lambda: _reader().read_cells(data))
+        assert isinstance(result, _reader().InvalidSubmission) or result == [], repr(result)[:200]
+    assert "not a notebook document" in str(_quickly(lambda: _reader().read_cells(b"[" * DEPTH + b"]" * DEPTH)))
+    assert "not valid JSON" in str(_quickly(lambda: _reader().read_cells(b"[" * DEPTH)))
+
+
+def test_deep_nesting_in_cell_metadata_drops_the_metadata():
+    nb = {"cells": [{"cell_type": "code", "metadata": "@@", "source": "x = 1"}], "metadata": {},
+          "nbformat": 4, "nbformat_minor": 5}
+    data = _dump(nb).replace(b'"@@"', b'{"a": ' + b"[" * DEPTH + b"]" * DEPTH + b"}")
+    notebook = _quickly(lambda: _reader().read_notebook(data))
+    assert [(c.source, c.metadata) for c in notebook.code_cells] == [("x = 1", {})]
+
+
+def test_nesting_beyond_the_limit_is_refused():
+    sub = _reader()
+    levels = sub.MAX_DEPTH + 10
+    data = _with_output(_solution(), b"[" * levels + b"]" * levels)
+    result = _quickly(lambda: sub.read_cells(data), seconds=10)
+    assert isinstance(result, sub.InvalidSubmission) and "levels deep" in str(result)
+
+
+def _v3(nb: dict) -> bytes:
+    return json.dumps(nb).encode("utf-8")
+
+
+def _as_nbformat_converted(data: bytes) -> list[tuple[str, dict]]:
+    """The code cells as nbformat's own v3 -> v4 conversion gives them (what read_cells used)."""
+    import nbformat
+    node = nbformat.reads(data.decode("utf-8"), as_version=4)
+    return [(c.source, dict(c.metadata)) for c in node.cells if c.cell_type == "code"]
+
+
+def test_nbformat3_gives_the_cells_nbformat_converts():
+    sub = _reader()
+    data = _nbformat3(_solution())
+    assert sub.read_cells(data) == _solution_cells()
+    assert [(c.source, c.metadata) for c in sub.read_notebook(data).code_cells] == _as_nbformat_converted(data)
+    # several worksheets, lines without newlines (nbformat 3 joined those with "\n"), a code cell
+    # without input, a collapsed cell (its flag moves into the metadata), headings
+    code = {"cell_type": "code", "language": "python", "metadata": {}, "outputs": [], "collapsed": False}
+    worksheets = [
+        {"cells": [{**code, "input": ["import torch\n", "x = torch.ones(2)"]},
+                   {"cell_type": "heading", "level": 1, "metadata": {}, "source": ["Title"]},
+                   {**code, "input": ["a = 1", "b = 2", "print(a + b)"], "collapsed": True},
+                   {**code, "metadata": {"tags": ["t"]}}],
+         "metadata": {}},
+        {"cells": [{**code, "input": "y = 3\n", "prompt_number": 4},
+                   {"cell_type": "markdown", "metadata": {}, "source": ["some ", "text"]}],
+         "metadata": {}},
+    ]
+    data = _v3({"metadata": {"name": "lab", "signature": ""}, "nbformat": 3, "nbformat_minor": 0,
+                "worksheets": worksheets})
+    expected = _as_nbformat_converted(data)
+    assert [s for s, _ in expected] == ["import torch\nx = torch.ones(2)", "a = 1\nb = 2\nprint(a + b)", "", "y = 3\n"]
+    notebook = sub.read_notebook(data)
+    assert [(c.source, c.metadata) for c in notebook.code_cells] == expected
+    assert [c.index for c in notebook.code_cells] == [0, 2, 3, 4]
+
+
+def test_read_notebook_returns_cell_metadata_and_positions():
+    sub = _reader()
+    nb = _solution()
+    notebook = sub.read_notebook(SOLUTION.read_bytes())
+    expected = [(i, "".join(c["source"]), c["metadata"]) for i, c in enumerate(nb["cells"])
+                if c["cell_type"] == "code"]
+    assert [(c.index, c.source, c.metadata) for c in notebook.code_cells] == expected
+    assert any(c.metadata for c in notebook.code_cells)       # the solution has some
+    assert isinstance(notebook.code_cells, tuple)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        notebook.code_cells = ()
+    # metadata that is not an object, or larger than the cap, is dropped; the cell is kept
+    nb = {"cells": [{"cell_type": "code", "metadata": 7, "source": "a"},
+                    {"cell_type": "code", "metadata": {"big": "x" * (sub.MAX_CELL_METADATA + 1)}, "source": "b"},
+                    {"cell_type": "code", "metadata": {"n": 1.5, "ok": [True, None, {"k": "v"}]}, "source": "c"}],
+          "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    notebook = sub.read_notebook(_dump(nb))
+    assert [(c.source, c.metadata) for c in notebook.code_cells] == \
+        [("a", {}), ("b", {}), ("c", {"n": 1.5, "ok": [True, None, {"k": "v"}]})]
+
+
+def test_code_is_limited_to_1_mb():
+    sub = _reader()
+    assert sub.MAX_CODE_BYTES == 2**20
+    line = "x = 1  # some code\n"
+    fits = line * (sub.MAX_CODE_BYTES // len(line) // 2)
+    for source in (fits, [fits]):   # one long string (read on its own, beside the parser), or lines
+        nb = {"cells": [{"cell_type": "code", "metadata": {}, "source": source},
+                        {"cell_type": "code", "metadata": {}, "source": "y = 2"}],
+              "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+        assert sub.read_cells(_dump(nb)) == [fits, "y = 2"]
+        nb["cells"].append({"cell_type": "code", "metadata": {}, "source": source})
+        with pytest.raises(sub.InvalidSubmission, match="the notebook holds more than 1 MB of code"):
+            sub.read_cells(_dump(nb))
+    nb = {"cells": [{"cell_type": "code", "source": line * (sub.MAX_CODE_BYTES // len(line) + 1)}], "metadata": {}}
+    with pytest.raises(sub.InvalidSubmission, match="more than 1 MB of code"):
+        sub.read_cells(_dump(nb))
+    # markdown is not code: a big image pasted into a markdown cell is fine
+    nb = {"cells": [{"cell_type": "markdown", "source": "![](data:image/png;base64," + "A" * 3 * 2**20 + ")"},
+                    {"cell_type": "code", "source": "z = 3"}], "metadata": {}}
+    assert sub.read_cells(_dump(nb)) == ["z = 3"]
+
+
+def test_cells_are_limited():
+    sub = _reader()
+    nb = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": ""}] * sub.MAX_CELLS
+          + [{"cell_type": "code", "metadata": {}, "source": "x"}], "metadata": {}}
+    with pytest.raises(sub.InvalidSubmission, match=f"more than {sub.MAX_CELLS} cells"):
+        sub.read_cells(_dump(nb))
+    nb["cells"] = nb["cells"][1:]
+    assert sub.read_cells(_dump(nb)) == ["x"]
+
+
+def test_long_strings_are_checked_like_the_rest():
+    """Strings too long to hand to the parser are checked on the side, the same way."""
+    sub = _reader()
+    long = b"y" * (2 * 2**20)
+
+    def output(text: bytes) -> bytes:
+        return _with_output(_solution(), b'[{"name": "stdout", "output_type": "stream", "text": "' + text + b'"}]')
+
+    assert sub.read_cells(output(long + b'\\" \\\\ \\u00e9 \\n' + long)) == _solution_cells()
+    for broken in (long + b"\x01" + long, long + b"\\x" + long, long + b"\\u12" + long, long + b"\n" + long):
+        with pytest.raises(sub.InvalidSubmission, match="not valid JSON"):
+            sub.read_cells(output(broken))
+    with pytest.raises(sub.InvalidSubmission, match="not text"):
+        sub.read_cells(output(long + b"\xff" + long))
+    with pytest.raises(sub.InvalidSubmission, match="not valid JSON"):         # never closed
+        sub.read_cells(b'{"cells": [], "metadata": {}, "x": "' + long)
+    with pytest.raises(sub.InvalidSubmission, match="not valid JSON"):         # a number that long
+        sub.read_cells(output(b'", "execution_count": ' + b"7" * 2**20 + b', "x": "'))
+
+
+def test_invalid_utf8_inside_the_json_is_not_text():
+    sub = _reader()
+    data = SOLUTION.read_bytes().replace(b"Run this cell first", b"Run this c\xe9ll first", 1)
+    with pytest.raises(sub.InvalidSubmission, match="not a notebook: the file is not text"):
+        sub.read_cells(data)
+
+
+def test_encodings_json_allows_are_read():
+    text = SOLUTION.read_text(encoding="utf-8")
+    for data in (b"\xef\xbb\xbf" + text.encode("utf-8"), text.encode("utf-16"), text.encode("utf-32-le")):
+        assert _reader().read_cells(data) == _solution_cells()
