@@ -33,7 +33,7 @@ __all__ = [
     "observe", "observe_names", "facts_from_plain",
     "check_tensor", "check_computed_from", "check_value", "check_backward_called", "check_grad_value",
     "check_function", "check_function_forward", "check_function_gradcheck",
-    "check_function_upstream", "reference_gradients", "RTOL", "ATOL",
+    "check_function_upstream", "reference_gradients", "RTOL", "ATOL", "judge_facts", "forget_judge_facts",
 ]
 
 # Gradients are compared in float64 relative to the reference: |s - r| <= ATOL + RTOL*|r|.
@@ -137,6 +137,7 @@ class Facts:
     grad_fn: str | None = None
     node: int = 0                  # identity of its grad_fn (0 for a leaf)
     reaches: tuple[int, ...] = ()  # idents of the leaf tensors and graph nodes its graph leads to
+    direct: tuple[int, ...] = ()   # the graph nodes its grad_fn takes its inputs from
     grad_kind: str = "none"        # none | tensor | other
     grad: TensorData | None = None
     grad_source: str = "unknown"   # autograd | edited | unknown
@@ -442,11 +443,29 @@ def _reaches(grad_fn) -> tuple[int, ...]:
 _DisableTorchFunction = torch._C.DisableTorchFunction
 
 
+# In the secure grader's judge, the objects rebuilt from a run's observations: object id ->
+# (the object, the Facts observed in the run). The checks then judge what was observed there
+# (provenance included), while plain test code sees real tensors.
+_judge_facts: dict[int, tuple[Any, Facts]] = {}
+
+
+def judge_facts(obj: Any, facts: Facts) -> None:
+    """Judge side: `obj` was rebuilt from `facts` (kept alive here, so ids stay unique)."""
+    _judge_facts[id(obj)] = (obj, facts)
+
+
+def forget_judge_facts() -> None:
+    _judge_facts.clear()
+
+
 def observe(obj: Any, name: str, *, probe_inputs: tuple[list[float], list[float]] | None = None) -> Facts:
     """Plain data about one object from the student's namespace (torch function modes, which
     could rewrite what tensors report, are switched off while reading)."""
     if _isinstance(obj, Facts):
         return obj
+    known = _judge_facts.get(id(obj))
+    if known is not None and known[0] is obj:
+        return known[1] if known[1].name == name else dataclasses.replace(known[1], name=name)
     with _DisableTorchFunction():
         return _observe(obj, name, probe_inputs)
 
@@ -473,6 +492,7 @@ def _observe(obj: Any, name: str, probe_inputs) -> Facts:
             grad_fn=None if grad_fn is None else _type(grad_fn).__name__,
             node=id(grad_fn) if grad_fn is not None else 0,
             reaches=_reaches(grad_fn),
+            direct=tuple(id(n) for n, _ in getattr(grad_fn, "next_functions", ()) if n is not None),
             grad_kind=grad_kind,
             grad=_tensor_data(grad) if grad_kind == "tensor" else None,
             grad_source=provenance.source, backward_passes=provenance.passes,
@@ -510,7 +530,10 @@ def _floats(value, limit=MAX_VALUES) -> tuple[float, ...] | None:
     for v in value:
         if _type(v) not in (int, float) or _type(v) is bool:
             raise ValueError("expected a number")
-        out.append(float(v))
+        try:
+            out.append(float(v))
+        except OverflowError:
+            raise ValueError("a number out of range") from None
     return tuple(out)
 
 
@@ -567,6 +590,9 @@ def facts_from_plain(d: Mapping) -> Facts:
     reaches = d["reaches"]
     if not _isinstance(reaches, (list, tuple)) or not all(_type(i) is int for i in reaches):
         raise ValueError("bad reaches")
+    direct = d.get("direct", [])
+    if not _isinstance(direct, (list, tuple)) or len(direct) > 1000 or not all(_type(i) is int for i in direct):
+        raise ValueError("bad direct")
     if _type(d["ident"]) is not int or _type(d.get("node", 0)) is not int:
         raise ValueError("bad ident")
     passes = d.get("backward_passes", 0)
@@ -587,7 +613,7 @@ def facts_from_plain(d: Mapping) -> Facts:
         ident=d["ident"], node=d.get("node", 0), data=_tensor_data_from_plain(d["data"]),
         requires_grad=_flag(d["requires_grad"]), is_leaf=_flag(d["is_leaf"]),
         grad_fn=None if d["grad_fn"] is None else _text(d["grad_fn"], 100),
-        reaches=tuple(reaches[:MAX_GRAPH_NODES]), grad_kind=grad_kind,
+        reaches=tuple(reaches[:MAX_GRAPH_NODES]), direct=tuple(direct), grad_kind=grad_kind,
         grad=_tensor_data_from_plain(d["grad"]), grad_source=grad_source,
         backward_passes=passes, grad_roots=tuple(roots), grad_seeded=_flag(d.get("grad_seeded", False)),
         grad_through=tuple(_text(t, 100) for t in through), grad_hooked=_flag(d.get("grad_hooked", False)),
@@ -765,6 +791,35 @@ def _require_grad(env, name: str, of: str, functions: tuple[str, ...] = ()) -> F
     return f
 
 
+def _started_at(env, out: Facts, root: int) -> bool:
+    """A pass from `root` is a pass from `out`: root is out itself, or `out` is the sum of the
+    root tensor (the sum trick, Y.backward(torch.ones_like(Y)) for y = Y.sum(); a seed other
+    than ones is refused separately)."""
+    if root == out.ident:
+        return True
+    if out.grad_fn != "SumBackward0" or len(out.direct) != 1:
+        return False
+    for value in env.values():
+        f = observe(value, "") if _isinstance(value, (torch.Tensor, Facts)) else None
+        if f is not None and f.kind == "tensor" and f.ident == root and not f.is_leaf:
+            return f.node == out.direct[0]
+    return False
+
+
+def _all_passes_from(env, f: Facts, of: str) -> None:
+    """Every pass that added up in the gradient started at `of` (value check only: a hand-made
+    gradient from another root, then a pass from `of` that adds nothing, is not autograd's)."""
+    out = _facts(env, of)
+    if out.kind == "tensor" and f.grad_roots and not all(_started_at(env, out, r) for r in f.grad_roots):
+        _fail(_ran_more_than_once(name=f.name, of=of, times=max(f.backward_passes, 2)))
+
+
+def _ran_more_than_once(name: str, of: str, times: int) -> str:
+    return (f"backward() ran {times} times, so `{name}.grad` adds up {times} passes (a gradient "
+            f"accumulates until you clear it). Set {name}.grad = None before calling {of}.backward() "
+            f"again, or run the question's cells once, in order.")
+
+
 def _require_pass_from(env, f: Facts, of: str, functions: tuple[str, ...] = ()) -> None:
     """Provenance: the gradient came from backward passes started at `of` itself, with a unit
     seed, through built-in operations, with no hook on the tensor to rewrite it."""
@@ -780,7 +835,7 @@ def _require_pass_from(env, f: Facts, of: str, functions: tuple[str, ...] = ()) 
               f"({', '.join(sorted(set(f.grad_through) - set(functions)))}). Compute `{of}` with "
               f"ordinary torch operations here.")
     out = _facts(env, of)
-    if f.grad_roots and out.kind == "tensor" and out.ident not in f.grad_roots:
+    if f.grad_roots and out.kind == "tensor" and not any(_started_at(env, out, r) for r in f.grad_roots):
         _fail(f"`{name}.grad` was not computed by calling {of}.backward() on the `{of}` you have now: "
               f"backward() ran on another tensor, or `{of}` was assigned again afterwards. Compute "
               f"`{of}` from `{name}`, then call {of}.backward().")
@@ -798,6 +853,10 @@ def check_grad_value(env, name: str, *, of: str, reference: Callable[..., torch.
     `of` (through the student's own autograd Functions only if named in `functions`)."""
     f = _require_grad(env, name, of, tuple(functions))
     ref_value, ref_grads = reference_gradients(reference, at)
+    times = f.backward_passes
+    if times > 1 and _close(f.grad.values, ref_grads[name] * times) if f.grad.values is not None else False:
+        _fail(_ran_more_than_once(name, of, times))
+    _all_passes_from(env, f, of)
     ref = ref_grads[name]
     if f.grad.shape != tuple(ref.shape):
         _fail(f"`{name}.grad` has shape {f.grad.shape}, but `{name}` should have shape "
@@ -819,9 +878,7 @@ def check_grad_value(env, name: str, *, of: str, reference: Callable[..., torch.
     if _nonzero(ref):
         times = f.backward_passes
         if times > 1 and _close(f.grad.values, ref * times):
-            _fail(f"`{name}.grad` is {got}, exactly {times} times the right value: backward() "
-                  f"ran {times} times and the gradients added up. Set {name}.grad = None "
-                  f"before calling backward() again (or run the question's cells once, in order).")
+            _fail(_ran_more_than_once(name, of, times))
         if _close(f.grad.values, -ref):
             _fail(f"`{name}.grad` is {got}, which has the wrong sign. Check the signs in `{of}`.")
     if ref.dim() == 0 and ref_value.dim() == 0 and not _close((float(ref_value),), ref) \

@@ -495,8 +495,8 @@ def test_grad_value_backward_several_times(times):
     x = leaf(2.0)
     run(Q2["reference"], x, times=times)
     msg = fails(ac.check_grad_value, {"x": x}, "x", of="y", **Q2)
-    assert f"exactly {times} times the right value" in msg
     assert f"backward() ran {times} times" in msg
+    assert "right value" not in msg and "is 8" not in msg   # no multiple of the reference
     assert "x.grad = None" in msg
 
 
@@ -504,14 +504,14 @@ def test_grad_value_backward_twice_vector():
     x = torch.linspace(-10, 10, 10, requires_grad=True)
     run(lambda x: torch.sum(x ** 2), x, times=2)
     msg = fails(ac.check_grad_value, {"x": x}, "x", of="y", **Q6)
-    assert "exactly 2 times" in msg
-    assert "`x.grad` is [-40, -31.1111, -22.2222, -13.3333, ...]" in msg
+    assert "backward() ran 2 times" in msg
+    assert "-40" not in msg   # the student's doubled values are twice the reference: not shown
 
 
 def test_grad_value_backward_twice_relu():
     x = torch.linspace(-10, 10, 1000, requires_grad=True)
     run(lambda x: torch.sum(torch.relu(x)), x, times=2)
-    assert "exactly 2 times" in fails(ac.check_grad_value, {"x": x}, "x", of="y", **Q7)
+    assert "backward() ran 2 times" in fails(ac.check_grad_value, {"x": x}, "x", of="y", **Q7)
 
 
 def test_grad_value_sign_flipped():
@@ -1211,3 +1211,10 @@ def test_vector_mismatch_names_a_position_with_the_students_value():
     msg = fails(ac.check_grad_value, {"x": x, "y": y}, "x", of="y",
                 reference=lambda x: torch.relu(x).sum(), at={"x": torch.linspace(-10, 10, 1000)})
     assert "element 500 is 0.001" in msg
+
+
+def test_facts_from_plain_rejects_numbers_out_of_float_range():
+    plain = ac.observe(torch.tensor(2.0), "x").to_plain()
+    plain["data"]["values"] = [10 ** 400]
+    with pytest.raises(ValueError):
+        ac.facts_from_plain(plain)

@@ -35,6 +35,9 @@ Q1_ATTACKS = {
                           "        return i ** 2\n    @staticmethod\n    def backward(ctx, g):\n"
                           "        return g * 0 + 4\n" + X + "y = C.apply(x)\ny.backward()\n",
                           {"test_q1_backward_called", "test_q1_grad_value"}),
+    # found by the red team: a hand-made gradient from another root, then a pass from y that adds 0
+    "extra_root": (X + "(x * torch.tensor(4.0)).backward()\ny = x * 0 + 4\ny.backward()\n",
+                   {"test_q1_grad_value"}),   # y.backward() did run: only the value is forged
     "meta_device": ("x = torch.tensor(2.0, requires_grad=True, device='meta')\ny = x ** 2\ny.backward()\n",
                     {"test_q1_x_tracks_gradients", "test_q1_y_from_x", "test_q1_backward_called",
                      "test_q1_grad_value"}),

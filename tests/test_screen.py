@@ -47,6 +47,10 @@ HONEST = {
     "otter": "import otter\nimport autograd_checks\ngrader = otter.Notebook(tests_dir='tests')\n"
              "grader.check('q1')\ngrader.export(pdf=False)\n",
     "syntax_error": "x = (1,\n",   # never runs, so nothing to review
+    "version": "import torch\nprint(torch.__version__)\n",
+    "own_methods": "class Net:\n    def helper(self):\n        return self.k\n    def set(self):\n"
+                   "        self.k = 1\nnet = Net()\nnet.set()\nprint(net.helper(), Net().helper())\n",
+    "shadow_input": "input = 3\nprint(input)\n",
 }
 
 ATTACKS = {
@@ -127,6 +131,17 @@ ATTACKS = {
     "inspect": "import inspect\n",
     "unbound_method": "class A:\n    def f(self):\n        return self.ctypes\n    def g(self):\n"
                       "        self.ctypes = 1\n" "import numpy as np\nA.f(np.zeros(1))\n",
+    # found by the red team: names bound in another scope (or never) leave the builtin in place
+    "exec_bound_in_comprehension": "[0 for exec in ()]\nexec('print(1)')\n",
+    "exec_parameter": "def f(exec):\n    pass\nexec('1')\n",
+    "eval_dead_binding": "if False:\n    eval = 0\neval('1')\n",
+    "open_except_name": "try:\n    pass\nexcept Exception as open:\n    pass\nopen('/etc/passwd')\n",
+    # a method name of the notebook's own class read on a library object
+    "method_name_on_module": "class K:\n    def sys(self):\n        pass\nimport torch\nm = torch\nm.sys\n",
+    "method_name_on_value": "class K:\n    def emit(self):\n        pass\nimport torch\nt = torch.ones(1)\nt.emit\n",
+    "module_as_value": "import torch\nm = torch\n",
+    "module_as_argument": "import torch\nprint(torch)\n",
+    "store_on_parameter": "import torch\ndef put(o, v):\n    o.apply = v\nput(torch.autograd.Function, abs)\n",
     "own_name_elsewhere": "class A:\n    def g(self):\n        self.ctypes = 1\n"
                           "import numpy as np\nnp.zeros(1).ctypes\n",
 }

@@ -139,7 +139,7 @@ BUILTINS = _words("""
 # `if __name__ == "__main__":` idiom.
 DUNDER_NAMES = _words("__name__")
 DUNDER_DEFS = _words("__init__")
-DUNDER_ATTRIBUTES = _words("__init__")
+DUNDER_ATTRIBUTES = _words("__init__ __version__")
 
 
 # ------------------------------------------------------------------------ attribute names

@@ -64,8 +64,12 @@ def _names_used(source: str) -> tuple[str, ...]:
     """Identifier-like string constants in a test file: the names its checks look up."""
     names = set()
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.isidentifier():
-            names.add(node.value)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            head = node.value.split(".", 1)[0]   # "layer.weight" is about `layer`
+            if head.isidentifier():
+                names.add(head)
+        elif isinstance(node, ast.FunctionDef) and node.name.startswith("test"):
+            names.update(a.arg for a in node.args.args)   # otter injects parameters by name
     return tuple(sorted(names - {"env"}))
 
 

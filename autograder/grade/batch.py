@@ -216,7 +216,12 @@ def _grade_with(pool, autograder, items, out, limits, summaries, progress, start
         for _ in range(len(jobs)):
             answer = pool.answers.get()
             digest = answer.id
-            result = _judged(judge, answer, probes[digest], items[waiting[digest][0]], digest, findings[digest])
+            item = items[waiting[digest][0]]
+            try:
+                result = _judged(judge, answer, probes[digest], item, digest, findings[digest])
+            except Exception as exc:   # a bug of ours on this submission: its row says so, the batch goes on
+                result = _invalid(item, digest, f"the judge failed ({type(exc).__name__}: {exc})"[:300],
+                                  Status.GRADER_ERROR)
             for i in waiting.pop(digest):
                 finish(i, result, fresh=True)
             graded_now += 1

@@ -19,6 +19,7 @@ import autograd_checks
 from IPython.core.inputtransformer2 import TransformerManager
 
 from .protocol import NO_OP_CELL_MAGICS, NO_OP_LINE_MAGICS, RUN_BODY_CELL_MAGICS
+from .values import observe_value
 
 _transformer = TransformerManager()
 _json_dumps = json.dumps
@@ -193,8 +194,10 @@ class Integrity:
             modules.append(comparison)
         # (owner, snapshot, whether names added later must go too)
         self.watch = [(m, dict(vars(m)), False) for m in modules]
-        self.watch += [(owner, dict(vars(owner)), True)
-                       for owner in (torch.Tensor, Variable, type(tracker), tracker)]
+        classes = (torch.Tensor, Variable, type(tracker), tracker, Recorder, torch.autograd.Function,
+                   type(torch.autograd.Function), autograd_checks.Facts, autograd_checks.TensorData,
+                   autograd_checks.FunctionProbe, autograd_checks.Provenance, json.JSONEncoder)
+        self.watch += [(owner, dict(vars(owner)), True) for owner in classes]
         self.watch.append((builtins, {name: getattr(builtins, name) for name in _CORE_BUILTINS}, False))
 
     @staticmethod
@@ -257,7 +260,6 @@ def run_cells(job, skip: set[int], recorder: Recorder) -> None:
     only reports its SyntaxError."""
     questions = {q.name: q for q in job.questions}
     probe_inputs = (list(job.probe[0]), list(job.probe[1]))
-    observe_names = autograd_checks.observe_names
 
     ipython = job.mode == "ipython"
     runner = _IPythonRunner() if ipython else _FastRunner()
@@ -271,10 +273,17 @@ def run_cells(job, skip: set[int], recorder: Recorder) -> None:
         spec = questions.get(question)
         if spec is None or spec.segment in skip or not spec.checked:
             return
-        with integrity.pristine(), _no_dispatch_modes():
-            facts = observe_names(runner.namespace, spec.names, probe_inputs=probe_inputs)
-            record = {"t": "obs", "q": question, "facts": [f.to_plain() for f in facts.values()]}
-        recorder.emit(record)
+        with integrity.pristine(), _no_dispatch_modes():   # until the record is written
+            namespace = runner.namespace
+            values = {}
+            for name in spec.names:
+                if name in namespace:
+                    try:
+                        values[name] = observe_value(namespace[name], name, autograd_checks,
+                                                     probe_inputs=probe_inputs)
+                    except Exception as exc:   # what cannot be read is reported as such
+                        values[name] = {"kind": "other", "type": f"unreadable ({type(exc).__name__})"}
+            recorder.emit({"t": "obs", "q": question, "values": values})
 
     sys.modules["otter"] = _otter_shim(checkpoint)
 

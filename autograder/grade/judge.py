@@ -17,6 +17,7 @@ from .autograder_zip import Autograder
 from .isolate import Limits
 from .protocol import Job, QuestionSpec, needs_ipython
 from .screen import Screened
+from .values import Rebuilder, UnsupportedInJudge
 
 _CHECK_CALL = re.compile(r"""grader\s*\.\s*check\s*\(\s*["']([^"']+)["']""")
 PROBE_SIZE = 6
@@ -62,13 +63,14 @@ class Judge:
         import autograd_checks
         self.checks = autograd_checks
 
-    def _env(self, facts_list, probe) -> dict:
-        env = {}
-        for plain in facts_list:
-            facts = self.checks.facts_from_plain(plain)
-            if facts.probe is not None and [list(facts.probe.inputs), list(facts.probe.upstream)] != probe:
+    def _env(self, values, probe) -> dict:
+        """Real objects rebuilt from what the run observed (validated on the way in)."""
+        env = Rebuilder(self.checks).env(values)
+        for name, value in env.items():
+            facts = self.checks.observe(value, name) if isinstance(value, type) else None
+            if facts is not None and facts.probe is not None and \
+                    [list(facts.probe.inputs), list(facts.probe.upstream)] != probe:
                 raise ValueError("probe inputs differ from the ones chosen")
-            env[facts.name] = facts
         return env
 
     def question(self, question, facts_list, status: tuple[Status, str], probe) -> QuestionResult:
@@ -79,7 +81,7 @@ class Judge:
         if facts_list is not None and reason in (GRADED, Status.MEMORY_LIMIT):
             try:
                 env = self._env(facts_list, probe)
-            except (ValueError, KeyError, TypeError, RecursionError):
+            except Exception:   # whatever the run sent that does not validate is its own loss
                 env, reason, detail = None, Status.INVALID_OBSERVATION, ""
         elif reason is GRADED:   # graded, but nothing observed: the check cell never ran
             reason = Status.NOT_REACHED
@@ -91,6 +93,7 @@ class Judge:
                 passed, hint = self._run_case(case, env)
             otter_results.append(OtterCaseResult(test_case=case, message=hint or "passed", passed=passed))
             cases.append((case, passed, hint))
+        self.checks.forget_judge_facts()
         test_file.test_case_results = otter_results
         score = float(test_file.score)   # otter's own rules: partial credit, all_or_nothing
         tests = tuple(
@@ -111,6 +114,8 @@ class Judge:
             return True, ""
         except self.checks.CheckFailed as failure:
             return False, str(failure)
+        except UnsupportedInJudge as exc:   # for staff: the test needs what the judge cannot rebuild
+            return False, f"This check could not run in the secure grader ({exc}); please tell course staff."
         except Exception as exc:  # a test that breaks on valid data is a bug in the test
             return False, f"This check could not run ({type(exc).__name__}); please tell course staff."
 

@@ -91,7 +91,7 @@ class Record:
     kind: str
     segment: int | None = None
     question: str | None = None
-    facts: tuple = ()              # plain observation dicts, validated later by the judge
+    values: dict | None = None     # name -> observed value (plain), validated by the judge
     text: str = ""                 # the error name, the mode, or the setup failure
     nonce: str = ""                # the run's token (out of reach of allowlisted code)
 
@@ -130,11 +130,12 @@ def _record(kind: str, d: dict, nonce: str) -> Record | None:
             return None
         return Record(kind, segment=_int(d["s"]), text=d["e"][:60], nonce=nonce)
     if kind == "obs":
-        if type(d["q"]) is not str or type(d["facts"]) is not list or len(d["facts"]) > 1000:
+        values = d["values"]
+        if type(d["q"]) is not str or type(values) is not dict or len(values) > 1000:
             return None
-        if not all(isinstance(f, dict) for f in d["facts"]):
+        if not all(type(k) is str and isinstance(v, dict) for k, v in values.items()):
             return None
-        return Record(kind, question=d["q"][:100], facts=tuple(d["facts"]), nonce=nonce)
+        return Record(kind, question=d["q"][:100], values=values, nonce=nonce)
     if kind == "mode":
         return Record(kind, text=d["m"], nonce=nonce) if d.get("m") in ("fast", "ipython") else None
     if kind == "setup":

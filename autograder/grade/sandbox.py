@@ -135,7 +135,7 @@ def _own_cgroup(controller: str) -> Path | None:
 class RunOutcome:
     """What one run of a submission reported, as the supervisor saw it."""
 
-    observations: dict[str, tuple] = field(default_factory=dict)
+    observations: dict[str, dict] = field(default_factory=dict)
     errors: dict[int, list[str]] = field(default_factory=dict)
     done: bool = False
     segment: int | None = None       # the segment running when the run ended
@@ -152,7 +152,7 @@ class RunAnswer:
     """A submission's runs together: observations per question and what happened to each."""
 
     id: str
-    observations: dict[str, tuple]
+    observations: dict[str, dict]
     status: dict[str, tuple[Status, str]]
     notes: dict[str, list[str]]
     tampered: bool
@@ -309,7 +309,7 @@ class Worker:
             # a question is judged on its first observation, taken at its own check cell
             spec = job.question(record.question)
             if spec is not None and spec.segment == out.segment and record.question not in out.observations:
-                out.observations[record.question] = record.facts
+                out.observations[record.question] = record.values
         elif record.kind == "err":
             out.errors.setdefault(record.segment, []).append(record.text)
         elif record.kind == "done":
@@ -348,7 +348,7 @@ class Worker:
         segment_questions: dict[int, list[str]] = {}
         for q in job.questions:
             segment_questions.setdefault(q.segment, []).append(q.name)
-        observations: dict[str, tuple] = {}
+        observations: dict[str, dict] = {}
         status: dict[str, tuple[Status, str]] = {}
         notes: dict[str, list[str]] = {}
         skip: list[int] = []

@@ -23,6 +23,13 @@ from .allowlist import DEFAULT, INSTALLERS, LOAD_EXT, Allowlist
 
 MAX_FINDINGS = 50   # per submission: enough for a reviewer, bounded for the record
 _CALL_ONLY = ("getattr", "hasattr", "type")
+_BUILTIN_NAMES = frozenset(dir(__import__("builtins")))
+# Builtins a notebook may reuse as its own names (input = torch.tensor(...)): nothing in them
+# reaches the interpreter, so whether the name means the builtin or the notebook's value at a
+# given point does not matter. Every other builtin outside the allowlist is flagged wherever
+# it appears.
+SHADOWABLE = frozenset({"input", "ascii", "bytes", "bytearray", "copyright", "credits", "license",
+                        "exit", "quit", "aiter", "anext"})
 
 
 _TRANSFORMER = None
@@ -160,6 +167,9 @@ class _Bindings:
         for name in other:
             self.modules.pop(name, None)
         self._ambiguous = other
+        self.instances = {name for name, values in self.strings.items()
+                          if values and all(isinstance(v, ast.Call) and isinstance(v.func, ast.Name)
+                                            and v.func.id in self.classes for v in values)}
 
     def _alias(self, name: str, module: str, other: set[str]) -> None:
         if self.modules.get(name, module) != module:
@@ -183,6 +193,7 @@ class _CellScreen(ast.NodeVisitor):
         self.params: set[str] = set()   # parameters of the functions being visited (self, ctx...)
         self.firsts: set[str] = set()   # first parameters of the methods being visited
         self.in_class = False
+        self.receiver = False           # visiting the object an attribute is read from
 
     # ----------------------------------------------------------------- helpers
 
@@ -300,6 +311,15 @@ class _CellScreen(ast.NodeVisitor):
             if name not in self.policy.dunder_names or not isinstance(node.ctx, ast.Load):
                 self.flag(node, f"the name `{name}`")
             return
+        if name in _BUILTIN_NAMES and name not in self.policy.builtins and name not in SHADOWABLE \
+                and name not in _CALL_ONLY:
+            # exec, eval, open, vars...: flagged wherever they appear, bound or not (a binding in
+            # another scope, or one that never runs, leaves the builtin in place)
+            self.flag(node, f"the builtin `{name}`, which a lab submission does not need")
+            return
+        if isinstance(node.ctx, ast.Load) and name in self.bindings.modules and not self.receiver:
+            self.flag(node, f"the module `{name}` used as a value (use its functions directly)")
+            return
         if isinstance(node.ctx, ast.Load) and name not in self.bindings.bound \
                 and name not in self.policy.builtins and name != "_":
             self.flag(node, f"the builtin or undefined name `{name}`, which a lab submission does not need")
@@ -309,16 +329,17 @@ class _CellScreen(ast.NodeVisitor):
         if attr.startswith("_"):
             if not (_is_dunder(attr) and attr in self.policy.dunder_attributes):
                 self.flag(node, f"the attribute `.{attr}` (names starting with _ are internals)")
-            self.visit(node.value)
+            self._visit_receiver(node.value)
             return
         module = self.module_of(node.value)
         receiver = node.value.id if isinstance(node.value, ast.Name) else None
+        self._visit_receiver(node.value)
         if receiver in self.bindings.classes and attr in self.bindings.methods and receiver not in self.bindings.modules:
             # C.method(obj) would run a method on any object: call it on an instance instead
             self.flag(node, f"`{receiver}.{attr}` used on the class (call methods on an instance, "
                             f"or use {receiver}.apply for an autograd Function)")
         if not isinstance(node.ctx, ast.Load):
-            own = isinstance(node.value, ast.Name) and node.value.id in self.params
+            own = isinstance(node.value, ast.Name) and node.value.id in self.firsts
             if module is not None:
                 self.flag(node, f"assigning to `{module}.{attr}` (changing a library is not allowed)")
             elif not own and attr not in STORE_ATTRIBUTES:
@@ -330,7 +351,12 @@ class _CellScreen(ast.NodeVisitor):
             pass   # checked where it is called (visit_Call)
         elif attr not in self.policy.attributes and not self._own(node):
             self.flag(node, f"the attribute `.{attr}`, which a lab submission does not need")
-        self.visit(node.value)
+
+    def _visit_receiver(self, node: ast.AST) -> None:
+        """The object an attribute is read from: a module alias may stand there."""
+        saved, self.receiver = self.receiver, isinstance(node, ast.Name)
+        self.visit(node)
+        self.receiver = saved
 
     def visit_Call(self, node):
         func = node.func
@@ -350,11 +376,17 @@ class _CellScreen(ast.NodeVisitor):
         self.generic_visit(node)
 
     def _own(self, node: ast.Attribute) -> bool:
-        """self.linear / ctx.k inside a method, or a method of the notebook's own classes."""
-        if node.attr in self.bindings.methods:
-            return True
-        return (isinstance(node.value, ast.Name) and node.value.id in self.firsts
-                and node.attr in self.bindings.own_attributes)
+        """self.linear / ctx.k / self.helper() inside a method, net.helper() on an instance of
+        the notebook's own class, Net().helper(): names of the notebook's own making, on
+        objects of its own making only."""
+        names = self.bindings.own_attributes | self.bindings.methods
+        if node.attr not in names:
+            return False
+        receiver = node.value
+        if isinstance(receiver, ast.Name):
+            return receiver.id in self.firsts or receiver.id in self.bindings.instances
+        return (isinstance(receiver, ast.Call) and isinstance(receiver.func, ast.Name)
+                and receiver.func.id in self.bindings.classes)
 
     def _literal_attribute(self, node: ast.Call) -> None:
         name = node.args[1] if len(node.args) > 1 else None
