@@ -51,6 +51,7 @@ HONEST = {
     "own_methods": "class Net:\n    def helper(self):\n        return self.k\n    def set(self):\n"
                    "        self.k = 1\nnet = Net()\nnet.set()\nprint(net.helper(), Net().helper())\n",
     "shadow_input": "input = 3\nprint(input)\n",
+    "deleted_cell": "import matplotlib.pyplot as plt\nplt.plot(Y)\n",   # Y's cell was deleted: NameError
 }
 
 ATTACKS = {
@@ -119,7 +120,6 @@ ATTACKS = {
     "shell_pip_url": "!pip install git+https://x/y\n",
     "shell_getoutput": "x = !ls\n",
     "get_ipython": "ip = get_ipython()\nip.run_cell('import os')\n",
-    "automagic": "ls\n",
     "pinfo": "x = 1\nx?\n",
     "load_ext": "%load_ext evil\n",
     "async": "async def f():\n    await g()\n",
@@ -145,6 +145,18 @@ ATTACKS = {
     "own_name_elsewhere": "class A:\n    def g(self):\n        self.ctypes = 1\n"
                           "import numpy as np\nnp.zeros(1).ctypes\n",
 }
+
+
+def test_automagic_is_inert_because_clean_notebooks_run_without_ipython():
+    """IPython would run a bare `ls` as %ls; an unflagged notebook runs in the fast path (every
+    allowed magic is honoured there), where `ls` is only a NameError."""
+    from autograder.grade.protocol import needs_ipython
+    from autograder.grade.screen import screen_cells
+
+    screened = screen_cells(["%matplotlib inline\n%time z = 1\n", "ls\n", "cd /tmp\n", "cd ..\n"])
+    assert screened.findings == ()       # `cd /tmp` is even Python: cd divided by tmp, a NameError
+    assert not needs_ipython(screened.codes)
+    assert screened.codes[3] is None     # not Python: never run
 
 
 def test_code_too_deep_to_parse_is_inert_and_does_not_crash():

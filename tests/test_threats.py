@@ -344,7 +344,7 @@ def _params():
 # Threats whose code is ordinary lab code (an endless loop, honest mistakes): not flagged. Every
 # other threat needs something outside the allowlist (os, ctypes, sys, gc, dunders, library
 # patching, %%bash...), so the screen flags it and it earns 0 until staff accept it.
-UNFLAGGED_THREATS = {"while_true", "backward_wrong_fn", "dataedit", "handtyped", "wrong_backward"}
+UNFLAGGED_THREATS = {"while_true", "memory_bomb", "backward_wrong_fn", "dataedit", "handtyped", "wrong_backward"}
 
 
 @pytest.mark.parametrize("name", _params())

@@ -26,7 +26,10 @@ from .protocol import Job
 from .outputs import load_ag_config, write_feedback, write_final_grades, write_results_json
 from .sandbox import RunAnswer, WorkerPool
 from .screen import screen_cells
-from .submission import InputFile, InvalidSubmission, content_digest, discover, read_cells
+from .submission import InputFile, InvalidSubmission, content_digest, discover, read_notebook
+
+# otter assign tags the cells students answer in (and, in its solution notebook, the solutions)
+ANSWER_TAGS = frozenset({"otter_answer_cell", "otter_assign_solution_cell"})
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,11 @@ def _why(exc: Exception, what: str) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return f"{what} ({exc.strerror})"
     return f"{what} ({type(exc).__name__})"
+
+
+def _tags(metadata: dict) -> list[str]:
+    tags = metadata.get("tags") if isinstance(metadata, dict) else None
+    return [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
 
 
 def _invalid(item: InputFile, digest: str, reason: str, status: Status = Status.INVALID) -> SubmissionResult:
@@ -188,7 +196,9 @@ def _grade_with(pool, autograder, items, out, limits, summaries, progress, start
             continue
         waiting[digest] = [index]
         try:
-            cells = read_cells(data)
+            notebook = read_notebook(data)
+            cells = [cell.source for cell in notebook.code_cells]
+            answers = [bool(ANSWER_TAGS & set(_tags(cell.metadata))) for cell in notebook.code_cells]
         except Exception as exc:
             reason = _why(exc, "invalid notebook")
             for i in waiting.pop(digest):
@@ -201,6 +211,9 @@ def _grade_with(pool, autograder, items, out, limits, summaries, progress, start
             continue
         screened = screen_cells(cells, autograder.allowlist)
         findings[digest] = screened.findings
+        # The stale-state rule (answers -> stale names) stays off until otter run and the students'
+        # checks apply it too: one grader alone would break the parity the corpus tests.
+        del answers
         jobs.append((digest, build_job(digest, cells, screened, autograder, limits, digest + autograder.digest)))
 
     graded_now = 0

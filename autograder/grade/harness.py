@@ -263,6 +263,11 @@ def run_cells(job, skip: set[int], recorder: Recorder) -> None:
 
     ipython = job.mode == "ipython"
     runner = _IPythonRunner() if ipython else _FastRunner()
+    # Which segment last bound each name a test uses, and whether in an answer cell: a question
+    # is judged on what its own cells set (names from set-up cells stay shared).
+    watched = {name for q in job.questions for name in q.names}
+    segment_question = {q.segment: q.name for q in job.questions}
+    last_bound: dict[str, tuple[int, bool]] = {}
     recorder.emit({"t": "mode", "m": runner.mode})
     integrity = Integrity()
     sys.addaudithook(_no_introspection)
@@ -276,14 +281,19 @@ def run_cells(job, skip: set[int], recorder: Recorder) -> None:
         with integrity.pristine(), _no_dispatch_modes():   # until the record is written
             namespace = runner.namespace
             values = {}
+            stale = {}
             for name in spec.names:
+                bound = last_bound.get(name)
+                if bound is not None and bound[1] and bound[0] < spec.segment and bound[0] in segment_question:
+                    stale[name] = segment_question[bound[0]]
+                    continue
                 if name in namespace:
                     try:
                         values[name] = observe_value(namespace[name], name, autograd_checks,
                                                      probe_inputs=probe_inputs)
                     except Exception as exc:   # what cannot be read is reported as such
                         values[name] = {"kind": "other", "type": f"unreadable ({type(exc).__name__})"}
-            recorder.emit({"t": "obs", "q": question, "values": values})
+            recorder.emit({"t": "obs", "q": question, "values": values, "stale": stale})
 
     sys.modules["otter"] = _otter_shim(checkpoint)
 
@@ -295,10 +305,16 @@ def run_cells(job, skip: set[int], recorder: Recorder) -> None:
         if segment != current:
             recorder.emit({"t": "seg", "s": segment})
             current = segment
+        namespace = runner.namespace
+        before = {name: namespace.get(name, _MISSING) for name in watched}   # held: ids stay unique
         if code is None:
             error = "SyntaxError"
         else:
             error = runner.run(index, job.sources[index] if ipython else code)
+        answer = index < len(job.answers) and job.answers[index]
+        for name, old in before.items():
+            if namespace.get(name, _MISSING) is not old:
+                last_bound[name] = (segment, answer)
         if error:
             recorder.emit({"t": "err", "s": segment, "e": error})
         now = _activity()

@@ -32,7 +32,7 @@ def probe_inputs(seed: str) -> list[list[float]]:
 
 
 def build_job(job_id: str, sources: list[str], screened: Screened, autograder: Autograder,
-              limits: Limits, seed: str) -> Job:
+              limits: Limits, seed: str, answers=()) -> Job:
     """What a run needs for one submission: its screened cells split into per-question segments
     (a segment ends with a question's check cell)."""
     known = {q.name for q in autograder.questions}
@@ -50,6 +50,7 @@ def build_job(job_id: str, sources: list[str], screened: Screened, autograder: A
         for q in autograder.questions)
     inputs, upstream = probe_inputs(seed)
     return Job(id=job_id, cells=screened.codes, sources=tuple(sources), segments=tuple(segments),
+               answers=tuple(answers),
                end_segment=segment, questions=questions, probe=(tuple(inputs), tuple(upstream)),
                limits=limits, mode="ipython" if needs_ipython(screened.codes) else "fast")
 
@@ -63,9 +64,13 @@ class Judge:
         import autograd_checks
         self.checks = autograd_checks
 
-    def _env(self, values, probe) -> dict:
-        """Real objects rebuilt from what the run observed (validated on the way in)."""
+    def _env(self, values, probe, stale=None) -> dict:
+        """Real objects rebuilt from what the run observed (validated on the way in); a name
+        its question's cells did not set is a marker that fails every test using it."""
         env = Rebuilder(self.checks).env(values)
+        for name, earlier in (stale or {}).items():
+            if type(name) is str and type(earlier) is str:
+                env[name] = self.checks.Stale(name, earlier[:100])
         for name, value in env.items():
             facts = self.checks.observe(value, name) if isinstance(value, type) else None
             if facts is not None and facts.probe is not None and \
@@ -73,14 +78,14 @@ class Judge:
                 raise ValueError("probe inputs differ from the ones chosen")
         return env
 
-    def question(self, question, facts_list, status: tuple[Status, str], probe) -> QuestionResult:
+    def question(self, question, facts_list, status: tuple[Status, str], probe, stale=None) -> QuestionResult:
         from otter.test_files.abstract_test import TestCaseResult as OtterCaseResult
 
         test_file = question.test_file()
         env, (reason, detail) = None, status
         if facts_list is not None and reason in (GRADED, Status.MEMORY_LIMIT):
             try:
-                env = self._env(facts_list, probe)
+                env = self._env(facts_list, probe, stale)
             except Exception:   # whatever the run sent that does not validate is its own loss
                 env, reason, detail = None, Status.INVALID_OBSERVATION, ""
         elif reason is GRADED:   # graded, but nothing observed: the check cell never ran
@@ -114,6 +119,8 @@ class Judge:
             return True, ""
         except self.checks.CheckFailed as failure:
             return False, str(failure)
+        except AssertionError as failure:   # a plain assert of an otter-style test: a failed case
+            return False, str(failure)
         except UnsupportedInJudge as exc:   # for staff: the test needs what the judge cannot rebuild
             return False, f"This check could not run in the secure grader ({exc}); please tell course staff."
         except Exception as exc:  # a test that breaks on valid data is a bug in the test
@@ -122,7 +129,8 @@ class Judge:
     def judge(self, answer, probe) -> tuple[QuestionResult, ...]:
         return tuple(
             self.question(q, answer.observations.get(q.name),
-                          answer.status.get(q.name, (Status.NOT_REACHED, "")), probe)
+                          answer.status.get(q.name, (Status.NOT_REACHED, "")), probe,
+                          answer.stale.get(q.name))
             for q in self.autograder.questions
         )
 

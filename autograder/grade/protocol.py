@@ -64,6 +64,7 @@ class Job:
     probe: tuple[tuple[float, ...], tuple[float, ...]]
     limits: Limits
     mode: str = "fast"                 # "fast" | "ipython"
+    answers: tuple[bool, ...] = ()     # cell -> an answer cell of its question (otter's tag)
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self)).encode()
@@ -77,7 +78,7 @@ class Job:
             questions=tuple(QuestionSpec(q["name"], q["segment"], tuple(q["names"]), q["checked"])
                             for q in d["questions"]),
             probe=(tuple(d["probe"][0]), tuple(d["probe"][1])), limits=Limits(**d["limits"]),
-            mode=d["mode"],
+            mode=d["mode"], answers=tuple(bool(a) for a in d.get("answers", ())),
         )
 
     def question(self, name: str) -> QuestionSpec | None:
@@ -92,6 +93,7 @@ class Record:
     segment: int | None = None
     question: str | None = None
     values: dict | None = None     # name -> observed value (plain), validated by the judge
+    stale: dict | None = None      # name -> the earlier question whose cells last set it
     text: str = ""                 # the error name, the mode, or the setup failure
     nonce: str = ""                # the run's token (out of reach of allowlisted code)
 
@@ -135,7 +137,10 @@ def _record(kind: str, d: dict, nonce: str) -> Record | None:
             return None
         if not all(type(k) is str and isinstance(v, dict) for k, v in values.items()):
             return None
-        return Record(kind, question=d["q"][:100], values=values, nonce=nonce)
+        stale = d.get("stale", {})
+        if type(stale) is not dict or not all(type(k) is str and type(v) is str for k, v in stale.items()):
+            return None
+        return Record(kind, question=d["q"][:100], values=values, stale=stale, nonce=nonce)
     if kind == "mode":
         return Record(kind, text=d["m"], nonce=nonce) if d.get("m") in ("fast", "ipython") else None
     if kind == "setup":

@@ -136,6 +136,7 @@ class RunOutcome:
     """What one run of a submission reported, as the supervisor saw it."""
 
     observations: dict[str, dict] = field(default_factory=dict)
+    stale: dict[str, dict] = field(default_factory=dict)     # question -> name -> earlier question
     errors: dict[int, list[str]] = field(default_factory=dict)
     done: bool = False
     segment: int | None = None       # the segment running when the run ended
@@ -161,6 +162,7 @@ class RunAnswer:
     seconds: float
     setup_error: str = ""
     error: str = ""                  # the grader's own failure (the submission is not to blame)
+    stale: dict[str, dict] = field(default_factory=dict)   # question -> name -> earlier question
 
 
 def describe_exit(code: int) -> tuple[Status, str]:
@@ -310,6 +312,7 @@ class Worker:
             spec = job.question(record.question)
             if spec is not None and spec.segment == out.segment and record.question not in out.observations:
                 out.observations[record.question] = record.values
+                out.stale[record.question] = record.stale or {}
         elif record.kind == "err":
             out.errors.setdefault(record.segment, []).append(record.text)
         elif record.kind == "done":
@@ -349,6 +352,7 @@ class Worker:
         for q in job.questions:
             segment_questions.setdefault(q.segment, []).append(q.name)
         observations: dict[str, dict] = {}
+        stale: dict[str, dict] = {}
         status: dict[str, tuple[Status, str]] = {}
         notes: dict[str, list[str]] = {}
         skip: list[int] = []
@@ -374,6 +378,7 @@ class Worker:
                     continue
                 if failed is None or spec.segment < failed:
                     observations[q], status[q] = facts, (Status.GRADED, "")
+                    stale[q] = out.stale.get(q, {})
             if out.done:
                 break
             if out.status is Status.SANDBOX_FAILED:
@@ -397,7 +402,7 @@ class Worker:
             status.setdefault(q.name, (Status.NOT_REACHED, ""))
             if status[q.name][0] is Status.GRADED and "MemoryError" in notes.get(q.name, []):
                 status[q.name] = (Status.MEMORY_LIMIT, "")
-        return RunAnswer(id=job.id, observations=observations, status=status, notes=notes,
+        return RunAnswer(id=job.id, observations=observations, stale=stale, status=status, notes=notes,
                          tampered=tampered, runs=runs, mode=mode,
                          seconds=round(time.monotonic() - started, 4), setup_error=setup_error)
 

@@ -28,6 +28,8 @@ _BUILTIN_NAMES = frozenset(dir(__import__("builtins")))
 # reaches the interpreter, so whether the name means the builtin or the notebook's value at a
 # given point does not matter. Every other builtin outside the allowlist is flagged wherever
 # it appears.
+# Names the notebook's runtime (IPython, or the grader's fast path) puts among the builtins.
+RUNTIME_NAMES = frozenset({"get_ipython"})
 SHADOWABLE = frozenset({"input", "ascii", "bytes", "bytearray", "copyright", "credits", "license",
                         "exit", "quit", "aiter", "anext"})
 
@@ -320,9 +322,13 @@ class _CellScreen(ast.NodeVisitor):
         if isinstance(node.ctx, ast.Load) and name in self.bindings.modules and not self.receiver:
             self.flag(node, f"the module `{name}` used as a value (use its functions directly)")
             return
-        if isinstance(node.ctx, ast.Load) and name not in self.bindings.bound \
-                and name not in self.policy.builtins and name != "_":
-            self.flag(node, f"the builtin or undefined name `{name}`, which a lab submission does not need")
+        if name in _CALL_ONLY:   # its allowed uses are direct calls, screened in visit_Call
+            self.flag(node, f"`{name}` used other than as a direct call `{name}(...)`")
+            return
+        if name in RUNTIME_NAMES:
+            self.flag(node, f"`{name}`, which reaches the notebook's shell")
+        # any other name that is neither bound nor a builtin is merely undefined: it raises
+        # NameError when it runs (a student who deleted the cell that set it), nothing more
 
     def visit_Attribute(self, node):
         attr = node.attr
@@ -362,7 +368,7 @@ class _CellScreen(ast.NodeVisitor):
         func = node.func
         if self._ipython_call(node):
             return
-        if isinstance(func, ast.Name) and func.id in _CALL_ONLY and func.id not in self.bindings.bound:
+        if isinstance(func, ast.Name) and func.id in _CALL_ONLY:
             # allowed only as a direct call of this shape, never as a value (g = getattr)
             if func.id in ("getattr", "hasattr"):
                 self._literal_attribute(node)

@@ -29,7 +29,7 @@ import torch
 from torch.autograd.variable import Variable
 
 __all__ = [
-    "CheckFailed", "Facts", "TensorData", "FunctionProbe",
+    "CheckFailed", "StaleName", "Stale", "Facts", "TensorData", "FunctionProbe",
     "observe", "observe_names", "facts_from_plain",
     "check_tensor", "check_computed_from", "check_value", "check_backward_called", "check_grad_value",
     "check_function", "check_function_forward", "check_function_gradcheck",
@@ -74,6 +74,27 @@ _issubclass = issubclass
 
 class CheckFailed(AssertionError):
     """A check did not pass; the message is written for the student."""
+
+
+class StaleName(CheckFailed):
+    """A test used a name that this question's own cells did not set."""
+
+
+class Stale:
+    """In a question's environment, a name its cells did not set: it still holds what an
+    earlier question's cells left there, so every test that uses it fails, saying why."""
+
+    def __init__(self, name: str, earlier: str) -> None:
+        object.__setattr__(self, "_message",
+                           f"`{name}` was not set in this question's cells (it still holds the value from "
+                           f"{earlier}). Run this question's cells, in order, before its check.")
+
+    def _fail(self, *args, **kwargs):
+        raise StaleName(object.__getattribute__(self, "_message"))
+
+    __getattr__ = __call__ = __getitem__ = __iter__ = __len__ = __bool__ = __float__ = __int__ = _fail
+    __eq__ = __ne__ = __lt__ = __gt__ = __le__ = __ge__ = __add__ = __radd__ = __mul__ = __rmul__ = _fail
+    __sub__ = __rsub__ = __truediv__ = __pow__ = __neg__ = __abs__ = __index__ = __hash__ = _fail
 
 
 # --------------------------------------------------------------------------- facts
@@ -515,6 +536,8 @@ def observe_names(env: Mapping[str, Any], names, **kwargs) -> dict[str, Facts]:
 def _facts(env: Mapping[str, Any], name: str) -> Facts:
     if name not in env:
         return Facts(name=name, kind="missing")
+    if _type(env[name]) is Stale:
+        env[name]._fail()
     return observe(env[name], name)
 
 
