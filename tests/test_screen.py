@@ -52,6 +52,21 @@ HONEST = {
                    "        self.k = 1\nnet = Net()\nnet.set()\nprint(net.helper(), Net().helper())\n",
     "shadow_input": "input = 3\nprint(input)\n",
     "deleted_cell": "import matplotlib.pyplot as plt\nplt.plot(Y)\n",   # Y's cell was deleted: NameError
+    "old_style_super": "import torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n"
+                       "        super(Net, self).__init__()\n        self.fc = nn.Linear(1, 1)\n",
+    "property_setter": "class A:\n    @property\n    def k(self):\n        return self.v\n"
+                       "    @k.setter\n    def k(self, value):\n        self.v = value\n"
+                       "    @classmethod\n    def make(cls):\n        cls.count = 1\n        return cls()\n"
+                       "a = A.make()\nb = A()\nprint(b.k)\n",
+    "type_compared": "import torch\nx = torch.ones(1)\nprint(type(x), type(x) == torch.Tensor, f'{type(x)}')\n"
+                     "assert isinstance(x, type(x))\n",
+    "config_literal": "%config InlineBackend.figure_format = 'retina'\n",
+    "timeit_options": "%timeit -n 10 -r 2 sum(range(5))\n",
+    "cell_timeit": "%%timeit -n 3\nz = sum(range(10))\n",
+    "alias_used_plainly": "import torch as t\nx = t.ones(2)\n",
+    "parameters_loop": "import torch\nnet = torch.nn.Linear(1, 1)\nfor p in net.parameters():\n    p.grad = None\n"
+                       "net.weight = torch.nn.Parameter(torch.ones(1, 1))\n",
+    "matplotlib_rc": "import matplotlib.pyplot as plt\nplt.rcParams['figure.figsize'] = (4, 3)\n",
 }
 
 ATTACKS = {
@@ -144,18 +159,46 @@ ATTACKS = {
     "store_on_parameter": "import torch\ndef put(o, v):\n    o.apply = v\nput(torch.autograd.Function, abs)\n",
     "own_name_elsewhere": "class A:\n    def g(self):\n        self.ctypes = 1\n"
                           "import numpy as np\nnp.zeros(1).ctypes\n",
+    # found by the second red team
+    "timeit_option_is_code": "%timeit -exec('import os')\n",
+    "config_value_is_code": "%config A.b = exec('import os')\n",
+    "cell_timeit_setup_is_code": "%%timeit exec('import os')\nz = 1\n",
+    "type_of_type": "T = type(type(0))\nK = T('K', (), {})\n",
+    "type_called": "type(type(0))('K', (), {})\n",
+    "staticmethod_store": "import torch\nclass A:\n    @staticmethod\n    def put(o, v):\n        o.forward = v\n"
+                          "A().put(torch.nn.Linear, abs)\n",
+    "function_forward_called": "import torch\nclass F(torch.autograd.Function):\n    @staticmethod\n"
+                               "    def forward(ctx, x):\n        ctx.forward = x\n        return x\n"
+                               "F().forward(torch.nn.Linear, abs)\n",
+    "other_decorator_store": "import torch\ndef deco(f):\n    f(torch.nn.Linear, abs)\n    return f\n"
+                             "class A:\n    @deco\n    def put(self, v):\n        self.forward = v\n",
+    "self_rebound": "import torch\nclass A:\n    def put(self, v):\n        for self in [torch.nn.Linear]:\n"
+                    "            self.forward = v\n",
+    "self_shadowed_by_inner": "import torch\nclass A:\n    def put(self):\n        def inner(self):\n"
+                              "            self.forward = abs\n        inner(torch.nn.Linear)\n",
+    "method_called_in_class_body": "import torch\nclass A:\n    def put(self, v):\n        self.forward = v\n"
+                                   "    put(torch.nn.Linear, abs)\n",
+    "super_unbound": "import torch\nclass A:\n    def put(self, v):\n        self.forward = v\n"
+                     "class B(A):\n    pass\nsuper(B, B).put(torch.nn.Linear, abs)\n",
+    "super_as_value": "s = super\n",
+    "dunder_store_on_library": "import torch\ntorch.nn.Linear.__init__ = print\n",
+    "dunder_store_on_own": "class A:\n    def __init__(self):\n        self.__init__ = print\n",
+    "grad_store_on_library_class": "import torch\ntorch.nn.Parameter.grad = property(print)\n",
+    "grad_store_on_imported_class": "from torch.nn import Parameter\nParameter.grad = property(print)\n",
+    "format_on_parameter": "def f(t, x):\n    return t.format(x)\nt = '{}'\nprint(t.format(1))\n",
+    "format_on_loop_variable": "t = '{}'\nfor t in [t]:\n    print(t.format(1))\n",
+    "module_alias_reused": "import torch as t\ndef f(t):\n    return t\nt.ops\n",
 }
 
 
 def test_automagic_is_inert_because_clean_notebooks_run_without_ipython():
     """IPython would run a bare `ls` as %ls; an unflagged notebook runs in the fast path (every
     allowed magic is honoured there), where `ls` is only a NameError."""
-    from autograder.grade.protocol import needs_ipython
     from autograder.grade.screen import screen_cells
 
     screened = screen_cells(["%matplotlib inline\n%time z = 1\n", "ls\n", "cd /tmp\n", "cd ..\n"])
     assert screened.findings == ()       # `cd /tmp` is even Python: cd divided by tmp, a NameError
-    assert not needs_ipython(screened.codes)
+    assert screened.mode == "fast"
     assert screened.codes[3] is None     # not Python: never run
 
 
@@ -213,3 +256,26 @@ def test_assignment_config_extends_the_defaults():
     assert screen([code], policy) == ()
     with pytest.raises(ValueError, match="unknown key"):
         DEFAULT.extended({"modulez": []})
+
+
+def test_fast_path_runs_exactly_what_the_screen_read():
+    """A `%timeit` option that is code is a finding, and the fast path refuses to run it."""
+    from autograder.grade.protocol import magic_code
+
+    assert magic_code("line", "timeit", "-exec('import os')") is None
+    assert magic_code("line", "timeit", "-n 10 -r2 sum(range(3))") == "sum(range(3))"
+    assert magic_code("line", "time", "z = 1") == "z = 1"
+    assert magic_code("line", "config", "A.b = exec('x')") is None
+
+
+def test_run_mode_is_read_from_code_not_from_strings():
+    """Text that looks like a magic call (in a string or comment) does not make the run use a
+    real IPython shell, where %config and %%timeit would run code the fast path ignores."""
+    from autograder.grade.screen import screen_cells
+
+    lookalike = "s = \"get_ipython().run_line_magic('bash', '')\"  # get_ipython().run_cell_magic('x'\n"
+    screened = screen_cells([lookalike, "%config A.b = 1\n"])
+    assert screened.mode == "fast"
+    assert screened.findings == ()
+    flagged = screen_cells(["%bash\n"])
+    assert flagged.mode == "ipython" and flagged.findings

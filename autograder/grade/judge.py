@@ -15,7 +15,7 @@ import sys
 from ..results import GRADED, QuestionResult, Status, TestCaseResult
 from .autograder_zip import Autograder
 from .isolate import Limits
-from .protocol import Job, QuestionSpec, needs_ipython
+from .protocol import Job, QuestionSpec
 from .screen import Screened
 from .values import Rebuilder, UnsupportedInJudge
 
@@ -52,7 +52,7 @@ def build_job(job_id: str, sources: list[str], screened: Screened, autograder: A
     return Job(id=job_id, cells=screened.codes, sources=tuple(sources), segments=tuple(segments),
                answers=tuple(answers),
                end_segment=segment, questions=questions, probe=(tuple(inputs), tuple(upstream)),
-               limits=limits, mode="ipython" if needs_ipython(screened.codes) else "fast")
+               limits=limits, mode=screened.mode)
 
 
 class Judge:

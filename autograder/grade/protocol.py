@@ -11,7 +11,6 @@ again by the judge, field by field.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import asdict, dataclass
 
 from .isolate import Limits
@@ -29,18 +28,57 @@ NO_OP_LINE_MAGICS = frozenset({"matplotlib", "config", "load_ext", "reload_ext",
 RUN_BODY_LINE_MAGICS = frozenset({"time", "timeit"})
 RUN_BODY_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun"})
 NO_OP_CELL_MAGICS = frozenset({"html", "markdown", "latex", "javascript", "js", "svg"})
-_MAGIC_CALL = re.compile(r"get_ipython\(\)\.run_(line|cell)_magic\(\s*'([^']*)'")
+FAST_CELL_MAGICS = RUN_BODY_CELL_MAGICS | NO_OP_CELL_MAGICS | {"writefile"}
+# %timeit options and whether each takes a value (IPython's "n:r:tcp:qo", without -s: its
+# setup code would be code the fast path does not run)
+TIMEIT_OPTIONS = {"-n": True, "-r": True, "-p": True, "-t": False, "-c": False, "-q": False, "-o": False}
+
+_TRANSFORMER = None
 
 
-def needs_ipython(codes) -> bool:
-    """Does any cell (as transformed) use a magic the fast path does not honour?"""
-    for code in codes:
-        for kind, name in _MAGIC_CALL.findall(code or ""):
-            known = (NO_OP_LINE_MAGICS | RUN_BODY_LINE_MAGICS) if kind == "line" else \
-                (RUN_BODY_CELL_MAGICS | NO_OP_CELL_MAGICS | {"writefile"})
-            if name not in known:
-                return True
-    return False
+def transform_cell(source: str) -> str:
+    """A cell as IPython's syntax transform writes it (magics and shell lines become calls)."""
+    global _TRANSFORMER
+    if _TRANSFORMER is None:
+        from IPython.core.inputtransformer2 import TransformerManager
+        _TRANSFORMER = TransformerManager()
+    return _TRANSFORMER.transform_cell(source)
+
+
+def fast_path_honours(kind: str, name: str) -> bool:
+    """Can the fast path run this magic ("line" or "cell") without IPython?"""
+    if kind == "line":
+        return name in NO_OP_LINE_MAGICS or name in RUN_BODY_LINE_MAGICS
+    return name in FAST_CELL_MAGICS
+
+
+def timeit_statement(line: str) -> tuple[str, list[str]]:
+    """`%timeit`'s statement, and the options it does not know (which make it not Python)."""
+    words = line.split()
+    unknown = []
+    while words and words[0].startswith("-"):
+        flag = words.pop(0)
+        option, value = flag[:2], flag[2:]
+        if option not in TIMEIT_OPTIONS:
+            unknown.append(flag)
+        elif TIMEIT_OPTIONS[option] and not value and words:
+            words.pop(0)
+    return " ".join(words), unknown
+
+
+def magic_code(kind: str, name: str, line: str, cell: str = "") -> str | None:
+    """The Python code the fast path runs for a magic (None: it runs nothing). The screen reads
+    exactly this code, so what is screened is what runs."""
+    if kind == "line":
+        if name == "time":
+            return line
+        if name == "timeit":
+            statement, unknown = timeit_statement(line)
+            return None if unknown else statement
+        return None
+    if name in RUN_BODY_CELL_MAGICS:
+        return transform_cell(cell)
+    return None
 
 
 @dataclass(frozen=True)

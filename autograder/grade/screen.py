@@ -14,15 +14,18 @@ cannot do anything and is not a finding.
 from __future__ import annotations
 
 import ast
+import re
 import string
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from ..results import Finding
 from .allowlist import DEFAULT, INSTALLERS, LOAD_EXT, Allowlist
+from .protocol import fast_path_honours, magic_code, timeit_statement, transform_cell
 
+_CONFIG_LINE = re.compile(r"\s*[A-Za-z_][\w.]*\s*=\s*(-?[\d.]+|True|False|None|'[\w .-]*'|\"[\w .-]*\")\s*")
 MAX_FINDINGS = 50   # per submission: enough for a reviewer, bounded for the record
-_CALL_ONLY = ("getattr", "hasattr", "type")
+_CALL_ONLY = ("getattr", "hasattr", "type", "super")
 _BUILTIN_NAMES = frozenset(dir(__import__("builtins")))
 # Builtins a notebook may reuse as its own names (input = torch.tensor(...)): nothing in them
 # reaches the interpreter, so whether the name means the builtin or the notebook's value at a
@@ -34,21 +37,10 @@ SHADOWABLE = frozenset({"input", "ascii", "bytes", "bytearray", "copyright", "cr
                         "exit", "quit", "aiter", "anext"})
 
 
-_TRANSFORMER = None
-
-
-def _transformer():
-    global _TRANSFORMER
-    if _TRANSFORMER is None:
-        from IPython.core.inputtransformer2 import TransformerManager
-        _TRANSFORMER = TransformerManager()
-    return _TRANSFORMER
-
-
 def transform(source: str) -> str | None:
     """A cell as the graded run executes it (None when IPython cannot transform it)."""
     try:
-        return _transformer().transform_cell(source)
+        return transform_cell(source)
     except Exception:   # IPython's transformer fails on some broken input: the cell is inert
         return None
 
@@ -64,17 +56,31 @@ def parse_cell(source: str) -> ast.Module | None:
         return None
 
 
-def _magic_body(node: ast.AST) -> str | None:
-    """The code inside `%time CODE`, `%%time`/`%%timeit`/`%%capture` cells, as transformed."""
+def _magic_call(node: ast.AST) -> tuple[str, list[str]] | None:
+    """("line" | "cell", its literal arguments) for get_ipython().run_line_magic(...) and
+    run_cell_magic(...), as IPython's transform writes magics."""
     if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
             and isinstance(node.func.value, ast.Call) and isinstance(node.func.value.func, ast.Name)
-            and node.func.value.func.id == "get_ipython"):
+            and node.func.value.func.id == "get_ipython"
+            and node.func.attr in ("run_line_magic", "run_cell_magic")):
         return None
     values = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
-    if node.func.attr == "run_line_magic" and len(values) == 2 and values[0] in ("time", "timeit"):
-        return _strip_timeit_options(values[1]) if values[0] == "timeit" else values[1]
-    if node.func.attr == "run_cell_magic" and len(values) == 3 and values[0] in ("time", "timeit", "capture"):
-        return values[2]
+    return ("line" if node.func.attr == "run_line_magic" else "cell"), values
+
+
+def _magic_body(node: ast.AST) -> str | None:
+    """The code the fast path runs for a `%time`/`%timeit` line or a `%%time`-like cell."""
+    call = _magic_call(node)
+    if call is None:
+        return None
+    kind, values = call
+    if kind == "line" and len(values) == 2:
+        return magic_code(kind, values[0], values[1])
+    if kind == "cell" and len(values) == 3:
+        try:
+            return magic_code(kind, values[0], values[1], values[2])
+        except Exception:
+            return None
     return None
 
 
@@ -85,6 +91,57 @@ STORE_ATTRIBUTES = frozenset({"grad", "data", "requires_grad", "weight", "bias"}
 # Classes a submission may subclass, besides its own: autograd Functions, torch.nn modules
 # (checked by module), object and exceptions.
 BASE_MEMBERS = {"torch.autograd": {"Function"}, "torch.nn": None}
+
+
+# The methods of an autograd Function that autograd calls with its own ctx object.
+CTX_METHODS = frozenset({"forward", "backward", "setup_context", "jvp", "vjp", "vmap"})
+_PROPERTY_PARTS = ("setter", "getter", "deleter")
+
+
+def _rebinds(function: ast.AST, name: str) -> bool:
+    """Does the function body bind `name` again (for, with, :=, import, a nested def...)?"""
+    for node in (n for statement in function.body for n in ast.walk(statement)):
+        if isinstance(node, ast.Name) and node.id == name and not isinstance(node.ctx, ast.Load):
+            return True
+        if isinstance(node, ast.arg) and node.arg == name:
+            return True
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name:
+            return True
+        if isinstance(node, ast.ExceptHandler) and node.name == name:
+            return True
+        if isinstance(node, (ast.Global, ast.Nonlocal)) and name in node.names:
+            return True
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and any(
+                (a.asname or a.name.split(".")[0]) == name for a in node.names):
+            return True
+    return False
+
+
+def own_receiver(method: ast.AST, function_class: bool) -> str | None:
+    """The parameter through which a method reaches an object of the notebook's own making:
+    self of a plain method or property, cls of a classmethod, ctx of an autograd Function's
+    forward/backward. None where any caller could pass anything there (a staticmethod, a
+    method under another decorator) or where the method binds the name again."""
+    if not isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return None
+    positional = [*method.args.posonlyargs, *method.args.args]
+    if not positional:
+        return None
+    decorators = []
+    for d in method.decorator_list:
+        if isinstance(d, ast.Name):
+            decorators.append(d.id)
+        elif isinstance(d, ast.Attribute) and d.attr in _PROPERTY_PARTS and isinstance(d.value, ast.Name):
+            decorators.append("property")
+        else:
+            return None
+    if decorators == ["staticmethod"]:
+        if not (function_class and method.name in CTX_METHODS):
+            return None
+    elif decorators not in ([], ["classmethod"], ["property"]):
+        return None
+    first = positional[0].arg
+    return None if _rebinds(method, first) else first
 
 
 def _stored_on(function: ast.AST, receiver: str) -> set[str]:
@@ -110,7 +167,18 @@ class _Bindings:
         self.methods: set[str] = set()                # methods those classes define
         self.own_attributes: set[str] = set()         # attributes methods store on self / ctx
         self.members: dict[str, set] = {}             # name -> (module, member) it imports
+        self.function_classes: set[str] = set()       # own classes that are autograd Functions
+        self.conflicts: set[str] = set()              # names bound to a module and to other things
+        self.binding_count: dict[str, int] = {}       # name -> how many places bind it
+        class_nodes: list[ast.ClassDef] = []
+        classmethods: set[str] = set()
+        plain: set[str] = set()
         other: set[str] = set()
+        count = self.binding_count
+
+        def bind(name: str) -> None:
+            count[name] = count.get(name, 0) + 1
+
         pending = list(trees)
         while pending:
             tree = pending.pop()
@@ -118,35 +186,43 @@ class _Bindings:
                 if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
                     self.bound.add(node.id)
                     other.add(node.id)
+                    bind(node.id)
                 elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                     self.bound.add(node.name)
                     other.add(node.name)
+                    bind(node.name)
                     if isinstance(node, ast.ClassDef):
                         self.classes.add(node.name)
+                        class_nodes.append(node)
                         for item in node.body:
                             if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
                                 self.methods.add(item.name)
-                                first = (item.args.posonlyargs + item.args.args)[:1]
-                                if first:
-                                    self.own_attributes |= _stored_on(item, first[0].arg)
+                                decorators = [d.id for d in item.decorator_list if isinstance(d, ast.Name)]
+                                (classmethods if decorators == ["classmethod"] else plain).add(item.name)
                 elif isinstance(node, ast.arg):
                     self.bound.add(node.arg)
                     other.add(node.arg)
+                    bind(node.arg)
                 elif isinstance(node, ast.ExceptHandler) and node.name:
                     self.bound.add(node.name)
                     other.add(node.name)
+                    bind(node.name)
                 elif isinstance(node, (ast.Global, ast.Nonlocal)):
                     self.bound.update(node.names)
+                    for name in node.names:
+                        bind(name)
                 elif isinstance(node, ast.Import):
                     for alias in node.names:
                         name = alias.asname or alias.name.split(".")[0]
                         target = alias.name if alias.asname else alias.name.split(".")[0]
                         self.bound.add(name)
+                        bind(name)
                         self._alias(name, target, other)
                 elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                     for alias in node.names:
                         name = alias.asname or alias.name
                         self.bound.add(name)
+                        bind(name)
                         full = f"{node.module}.{alias.name}"
                         if full in policy.modules:
                             self._alias(name, full, other)
@@ -167,11 +243,34 @@ class _Bindings:
                         and isinstance(node.target, ast.Name):
                     self.strings.setdefault(node.target.id, []).append(ast.Constant(value=None))
         for name in other:
-            self.modules.pop(name, None)
+            if self.modules.pop(name, None) is not None:
+                self.conflicts.add(name)
         self._ambiguous = other
+        self._function_classes(class_nodes)
+        for node in class_nodes:
+            for item in node.body:
+                receiver = own_receiver(item, node.name in self.function_classes)
+                if receiver is not None:
+                    self.own_attributes |= _stored_on(item, receiver)
+        self.classmethods = classmethods - plain   # names that are a classmethod in every class
         self.instances = {name for name, values in self.strings.items()
-                          if values and all(isinstance(v, ast.Call) and isinstance(v.func, ast.Name)
+                          if values and self.binding_count.get(name, 0) == len(values)
+                          and all(isinstance(v, ast.Call) and isinstance(v.func, ast.Name)
                                             and v.func.id in self.classes for v in values)}
+
+    def _function_classes(self, class_nodes: list[ast.ClassDef]) -> None:
+        def function_base(base: ast.AST) -> bool:
+            if isinstance(base, ast.Attribute):
+                return base.attr == "Function"
+            return isinstance(base, ast.Name) and (base.id == "Function" or base.id in self.function_classes)
+
+        grew = True
+        while grew:
+            grew = False
+            for node in class_nodes:
+                if node.name not in self.function_classes and any(function_base(b) for b in node.bases):
+                    self.function_classes.add(node.name)
+                    grew = True
 
     def _alias(self, name: str, module: str, other: set[str]) -> None:
         if self.modules.get(name, module) != module:
@@ -182,6 +281,8 @@ class _Bindings:
         """The string literals `name` is assigned, when it is never bound to anything else."""
         values = self.strings.get(name)
         if not values or not all(isinstance(v, ast.Constant) and isinstance(v.value, str) for v in values):
+            return None
+        if self.binding_count.get(name, 0) != len(values):   # also a parameter, loop variable...
             return None
         return [v.value for v in values]
 
@@ -194,8 +295,14 @@ class _CellScreen(ast.NodeVisitor):
         self.offset = 0   # line offset inside a magic's body
         self.params: set[str] = set()   # parameters of the functions being visited (self, ctx...)
         self.firsts: set[str] = set()   # first parameters of the methods being visited
-        self.in_class = False
+        self.in_class = False           # directly in a class body (not in one of its methods)
+        self.class_methods: list[set[str]] = []   # the methods of each class being visited
         self.receiver = False           # visiting the object an attribute is read from
+        self.plain_type_calls: set[int] = set()   # type(x) calls only compared or printed
+
+    def visit_Module(self, node):
+        self.plain_type_calls |= _plain_type_calls(node)
+        self.generic_visit(node)
 
     # ----------------------------------------------------------------- helpers
 
@@ -237,8 +344,13 @@ class _CellScreen(ast.NodeVisitor):
 
     visit_AsyncFunctionDef = visit_AsyncFor = visit_AsyncWith = visit_Await = _async
 
+    def _conflict(self, node, name: str) -> None:
+        if name in self.bindings.conflicts:
+            self.flag(node, f"`{name}` names a module here and something else elsewhere (give each its own name)")
+
     def visit_Import(self, node):
         for alias in node.names:
+            self._conflict(node, alias.asname or alias.name.split(".")[0])
             if alias.name not in self.policy.modules:
                 self.flag(node, f"import of `{alias.name}`, which a lab submission does not need")
 
@@ -251,6 +363,7 @@ class _CellScreen(ast.NodeVisitor):
             return
         for alias in node.names:
             full = f"{node.module}.{alias.name}"
+            self._conflict(node, alias.asname or alias.name)
             if alias.name == "*":
                 self.flag(node, f"`from {node.module} import *`: import the names you use")
             elif full not in self.policy.modules and alias.name not in self.policy.members(node.module):
@@ -259,14 +372,29 @@ class _CellScreen(ast.NodeVisitor):
     def visit_FunctionDef(self, node):
         if _is_dunder(node.name) and node.name not in self.policy.dunder_defs:
             self.flag(node, f"a method named `{node.name}` (special methods can make objects lie to checks)")
+        for decorator in node.decorator_list:   # evaluated where the def stands
+            if isinstance(decorator, ast.Attribute) and decorator.attr in _PROPERTY_PARTS \
+                    and isinstance(decorator.value, ast.Name):
+                continue   # @value.setter of a property
+            self.visit(decorator)
         saved, saved_firsts = self.params, self.firsts
         args = node.args
         positional = [*args.posonlyargs, *args.args]
-        self.params = saved | {a.arg for a in [*positional, *args.kwonlyargs]}
-        if self.in_class and positional:
-            self.firsts = saved_firsts | {positional[0].arg}
+        names = {a.arg for a in [*positional, *args.kwonlyargs, args.vararg, args.kwarg] if a is not None}
+        self.params = saved | names
+        firsts = saved_firsts - names   # a parameter of the same name hides an outer self
+        if self.in_class:
+            function_class = self.class_name in self.bindings.function_classes
+            receiver = own_receiver(node, function_class)
+            if receiver is not None:
+                firsts = firsts | {receiver}
+        self.firsts = firsts
         was_in_class, self.in_class = self.in_class, False
-        self.generic_visit(node)
+        self.visit(args)
+        for child in node.body:
+            self.visit(child)
+        if node.returns is not None:
+            self.visit(node.returns)
         self.params, self.firsts, self.in_class = saved, saved_firsts, was_in_class
 
     def visit_ClassDef(self, node):
@@ -278,9 +406,13 @@ class _CellScreen(ast.NodeVisitor):
             if not self._allowed_base(base):
                 self.flag(base, f"class `{node.name}` subclasses something a lab does not need "
                                 f"(subclass torch.autograd.Function, a torch.nn module or your own class)")
+        saved_name, self.class_name = getattr(self, "class_name", None), node.name
+        self.class_methods.append({item.name for item in node.body
+                                   if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))})
         was_in_class, self.in_class = self.in_class, True
         self.generic_visit(node)
-        self.in_class = was_in_class
+        self.in_class, self.class_name = was_in_class, saved_name
+        self.class_methods.pop()
 
     def _allowed_base(self, base: ast.AST) -> bool:
         if isinstance(base, ast.Name):
@@ -319,6 +451,11 @@ class _CellScreen(ast.NodeVisitor):
             # another scope, or one that never runs, leaves the builtin in place)
             self.flag(node, f"the builtin `{name}`, which a lab submission does not need")
             return
+        if self.in_class and self.class_methods and name in self.class_methods[-1] \
+                and isinstance(node.ctx, ast.Load):
+            # in its class body a method is a plain function: it would take any object as self
+            self.flag(node, f"the method `{name}` used inside its class body (call methods on an instance)")
+            return
         if isinstance(node.ctx, ast.Load) and name in self.bindings.modules and not self.receiver:
             self.flag(node, f"the module `{name}` used as a value (use its functions directly)")
             return
@@ -335,19 +472,25 @@ class _CellScreen(ast.NodeVisitor):
         if attr.startswith("_"):
             if not (_is_dunder(attr) and attr in self.policy.dunder_attributes):
                 self.flag(node, f"the attribute `.{attr}` (names starting with _ are internals)")
+            elif not isinstance(node.ctx, ast.Load):
+                self.flag(node, f"assigning to `.{attr}` (special attributes are not for changing)")
             self._visit_receiver(node.value)
             return
         module = self.module_of(node.value)
         receiver = node.value.id if isinstance(node.value, ast.Name) else None
         self._visit_receiver(node.value)
-        if receiver in self.bindings.classes and attr in self.bindings.methods and receiver not in self.bindings.modules:
+        if receiver in self.bindings.classes and attr in self.bindings.methods \
+                and attr not in self.bindings.classmethods and receiver not in self.bindings.modules:
             # C.method(obj) would run a method on any object: call it on an instance instead
             self.flag(node, f"`{receiver}.{attr}` used on the class (call methods on an instance, "
                             f"or use {receiver}.apply for an autograd Function)")
         if not isinstance(node.ctx, ast.Load):
             own = isinstance(node.value, ast.Name) and node.value.id in self.firsts
+            library = self._library_object(node.value)
             if module is not None:
                 self.flag(node, f"assigning to `{module}.{attr}` (changing a library is not allowed)")
+            elif library is not None:
+                self.flag(node, f"assigning to `.{attr}` of `{library}` (changing a library is not allowed)")
             elif not own and attr not in STORE_ATTRIBUTES:
                 self.flag(node, f"assigning to the attribute `.{attr}` of an object the notebook did not make")
         if module is not None:
@@ -357,6 +500,25 @@ class _CellScreen(ast.NodeVisitor):
             pass   # checked where it is called (visit_Call)
         elif attr not in self.policy.attributes and not self._own(node):
             self.flag(node, f"the attribute `.{attr}`, which a lab submission does not need")
+
+    def _library_object(self, node: ast.AST) -> str | None:
+        """What an attribute is stored on, when that is (part of) a library rather than a value
+        the notebook made: torch.nn.Parameter, an imported class, type(x), x.__class__."""
+        chain, root = [], node
+        while isinstance(root, (ast.Attribute, ast.Subscript)):
+            if isinstance(root, ast.Attribute):
+                chain.append(root.attr)
+                if root.attr.startswith("__"):
+                    return f"...{root.attr}"
+            root = root.value
+        if isinstance(root, ast.Name):
+            if root.id in self.bindings.modules or root.id in self.bindings.conflicts:
+                return ".".join([root.id, *reversed(chain)])
+            if root.id in self.bindings.members and root.id not in self.bindings.classes:
+                return ".".join([root.id, *reversed(chain)])
+        if isinstance(root, ast.Call) and isinstance(root.func, ast.Name) and root.func.id in _CALL_ONLY:
+            return f"{root.func.id}(...)"
+        return None
 
     def _visit_receiver(self, node: ast.AST) -> None:
         """The object an attribute is read from: a module alias may stand there."""
@@ -372,14 +534,30 @@ class _CellScreen(ast.NodeVisitor):
             # allowed only as a direct call of this shape, never as a value (g = getattr)
             if func.id in ("getattr", "hasattr"):
                 self._literal_attribute(node)
+            elif func.id == "super":
+                self._super_call(node)
             elif len(node.args) != 1 or node.keywords:
                 self.flag(node, "`type(...)` with more than one argument (it creates classes)")
+            elif id(node) not in self.plain_type_calls:
+                self.flag(node, "`type(x)` used other than to compare or print it (isinstance says what x is)")
             for child in [*node.args, *node.keywords]:
                 self.visit(child)
             return
         if isinstance(func, ast.Attribute) and func.attr == "format":
             self._format_call(node)
+        if isinstance(func, ast.Name) and func.id in self.bindings.function_classes \
+                and func.id not in self.bindings.modules:
+            # an instance would let forward/backward be called with any object as ctx
+            self.flag(node, f"an instance of the autograd Function `{func.id}` (use {func.id}.apply)")
         self.generic_visit(node)
+
+    def _super_call(self, node: ast.Call) -> None:
+        """super() or super(ThisClass, self): anything else calls a method with any object as self."""
+        args = node.args
+        if node.keywords or (args and not (
+                len(args) == 2 and isinstance(args[0], ast.Name) and args[0].id in self.bindings.classes
+                and isinstance(args[1], ast.Name) and args[1].id in self.firsts)):
+            self.flag(node, "`super(...)` with arguments other than (this class, self)")
 
     def _own(self, node: ast.Attribute) -> bool:
         """self.linear / ctx.k / self.helper() inside a method, net.helper() on an instance of
@@ -390,7 +568,8 @@ class _CellScreen(ast.NodeVisitor):
             return False
         receiver = node.value
         if isinstance(receiver, ast.Name):
-            return receiver.id in self.firsts or receiver.id in self.bindings.instances
+            return receiver.id in self.firsts or receiver.id in self.bindings.instances or (
+                receiver.id in self.bindings.classes and node.attr in self.bindings.classmethods)
         return (isinstance(receiver, ast.Call) and isinstance(receiver.func, ast.Name)
                 and receiver.func.id in self.bindings.classes)
 
@@ -447,8 +626,14 @@ class _CellScreen(ast.NodeVisitor):
                 return True
             if name not in self.policy.line_magics or name == "load_ext":
                 self.flag(node, f"the magic `%{name}`, which a graded lab does not run")
+            elif name == "timeit" and timeit_statement(line)[1]:
+                self.flag(node, f"`%timeit` with options the graded run does not know "
+                                f"({' '.join(timeit_statement(line)[1])[:40]})")
             elif name in ("time", "timeit"):
-                self.screen_code(_strip_timeit_options(line) if name == "timeit" else line, node, f"`%{name}`")
+                self.screen_code(magic_code("line", name, line) or "", node, f"`%{name}`")
+            elif name == "config" and not _CONFIG_LINE.fullmatch(line):
+                # IPython executes a %config line as code; only `Class.trait = literal` is plain
+                self.flag(node, "`%config` with something other than `Class.trait = value`")
             return True
         if func.attr == "run_cell_magic" and len(values) == 3:
             name, line, body = values
@@ -457,7 +642,16 @@ class _CellScreen(ast.NodeVisitor):
             elif name in ("time", "timeit", "capture"):
                 if name == "capture" and not _plain_words(line.split()):
                     self.flag(node, "`%%capture` with unusual options")
-                self.screen_code(body, node, f"`%%{name}`")
+                if name == "timeit":   # IPython runs the line as set-up code
+                    statement, unknown = timeit_statement(line)
+                    if unknown:
+                        self.flag(node, "`%%timeit` with options the graded run does not know")
+                    self.screen_code(statement, node, "`%%timeit`")
+                code = transform(body)
+                if code is None:
+                    self.flag(node, f"`%%{name}` whose body is not Python")
+                else:
+                    self.screen_code(code, node, f"`%%{name}`")
             return True
         if func.attr == "system" and len(values) == 1:
             words = values[0].split()
@@ -477,13 +671,25 @@ def _plain_words(words: Sequence[str]) -> bool:
                for w in words)
 
 
-def _strip_timeit_options(line: str) -> str:
-    words = line.split()
-    while words and words[0].startswith("-"):
-        flag = words.pop(0)
-        if flag in ("-n", "-r") and words:
-            words.pop(0)
-    return " ".join(words)
+def _plain_type_calls(tree: ast.AST) -> set[int]:
+    """The type(x) calls whose result is only compared, printed or tested with isinstance:
+    there the result, even when it is `type` itself, can do nothing."""
+    def is_type_call(node):
+        return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "type"
+
+    plain = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            parts = [node.left, *node.comparators]
+        elif isinstance(node, ast.FormattedValue):
+            parts = [node.value]
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                and node.func.id in ("print", "str", "repr", "isinstance", "issubclass"):
+            parts = node.args
+        else:
+            continue
+        plain.update(id(part) for part in parts if is_type_call(part))
+    return plain
 
 
 @dataclass(frozen=True)
@@ -493,6 +699,30 @@ class Screened:
 
     codes: tuple[str | None, ...]
     findings: tuple[Finding, ...]
+    mode: str = "fast"   # "ipython" when a magic needs a real IPython shell (see run_mode)
+
+
+def run_mode(trees: Iterable[ast.AST]) -> str:
+    """"ipython" when some cell (or a magic's body) calls a magic the fast path cannot honour,
+    read from the code as parsed: a string that merely looks like a magic call changes nothing.
+    Every magic of the default allowlist is honoured, so only a flagged notebook (or a course
+    that allowed more magics) runs in a real shell."""
+    pending = list(trees)
+    while pending:
+        for node in ast.walk(pending.pop()):
+            call = _magic_call(node)
+            if call is None:
+                continue
+            kind, values = call
+            if values and not fast_path_honours(kind, values[0]):
+                return "ipython"
+            body = _magic_body(node)
+            if body:
+                try:
+                    pending.append(ast.parse(body))
+                except (SyntaxError, ValueError, RecursionError, MemoryError):
+                    pass
+    return "fast"
 
 
 def screen_cells(cells: Sequence[str], policy: Allowlist = DEFAULT) -> Screened:
@@ -515,7 +745,7 @@ def screen_cells(cells: Sequence[str], policy: Allowlist = DEFAULT) -> Screened:
                 _CellScreen(index, policy, bindings, findings).visit(tree)
             except RecursionError:
                 findings.append(Finding(index, 1, "code nested too deeply to screen"))
-    return Screened(codes=tuple(codes), findings=tuple(findings))
+    return Screened(codes=tuple(codes), findings=tuple(findings), mode=run_mode(t for t in trees if t is not None))
 
 
 def screen(cells: Sequence[str], policy: Allowlist = DEFAULT) -> tuple[Finding, ...]:
