@@ -83,6 +83,12 @@ def grade(autograder_zip, out, ext, timeout, question_timeout, memory_mb, max_pr
     click.echo(f"graded {len(summary.results)} submissions in {summary.seconds:.1f}s "
                f"({summary.graded_now} run, {summary.reused} already graded in OUT, "
                f"{problems} not graded normally)")
+    errors = [r for r in summary.results if r.test_errors]
+    if errors:
+        tests = {(q, t) for r in errors for q, t, _ in r.test_errors}
+        click.echo(f"  warning: {len(tests)} test(s) raised an error instead of a verdict, in "
+                   f"{len(errors)} submission(s): a bug in the tests or a construct the secure grader "
+                   f"does not support; `autograder report {summary.out}` lists them")
     click.echo(f"  grades:   {summary.final_grades}")
     click.echo(f"  results:  {summary.out / 'results'}")
     if summaries:

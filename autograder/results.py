@@ -177,6 +177,7 @@ class TestCaseResult:
     max_points: float
     passed: bool
     hint: str = ""                 # the check's message for the student; "" when passed
+    error: str = ""                # for staff only: why the test itself could not run
 
 
 @dataclass(frozen=True)
@@ -269,6 +270,12 @@ class SubmissionResult:
 
     def question(self, name: str) -> QuestionResult | None:
         return next((q for q in self.questions if q.name == name), None)
+
+    @property
+    def test_errors(self) -> tuple[tuple[str, str, str], ...]:
+        """(question, test, error) for each test that raised instead of passing or failing: a
+        bug in the test or a construct the secure grader does not support, for staff to see."""
+        return tuple((q.name, t.name, t.error) for q in self.questions for t in q.tests if t.error)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=True)

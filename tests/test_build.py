@@ -140,3 +140,65 @@ def test_cli_build_error_is_one_line(tmp_path):
     assert done.returncode != 0
     assert done.stderr.startswith("autograder: error:") and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def _replace_test(nb, name: str, source: str) -> None:
+    index = next(i for i, c in enumerate(nb.cells) if f"def {name}(" in c.source)
+    nb.cells[index].source = source
+
+
+def test_doctest_format_is_refused(tmp_path):
+    """otter's default (OK) format defines `def test_...` functions and never calls them."""
+    root, nb = _master_copy(tmp_path)
+    nb.cells[0].source = nb.cells[0].source.replace("  ok_format: false", "  ok_format: true")
+    assert "ok_format: false" in _build_error(root, nb)
+    nb.cells[0].source = nb.cells[0].source.replace("\n  ok_format: true", "")
+    assert "never call them" in _build_error(root, nb)
+
+
+def test_test_calling_a_student_function_is_refused_by_the_gate(tmp_path):
+    """otter run gives the solution full marks; the secure grader cannot call the student's
+    function from a test, so the build refuses, naming the question, the test and why."""
+    root, nb = _master_copy(tmp_path)
+    index = next(i for i, c in enumerate(nb.cells) if "x = torch.tensor(2.0, requires_grad=True)  # SOLUTION" in c.source)
+    nb.cells[index].source += "\ndef square(t):\n    return t ** 2\n"
+    _replace_test(nb, "test_q1_backward_called",
+                  "def test_q1_backward_called(square):\n    import torch\n    assert float(square(torch.tensor(3.0))) == 9.0")
+    message = _build_error(root, nb)
+    assert "secure grader does not give the solution full marks" in message
+    assert "question q1" in message and "test_q1_backward_called" in message and "square" in message
+
+
+def test_solution_the_screen_flags_is_refused_by_the_gate(tmp_path):
+    root, nb = _master_copy(tmp_path)
+    index = next(i for i, c in enumerate(nb.cells) if "x = torch.tensor(2.0, requires_grad=True)  # SOLUTION" in c.source)
+    nb.cells[index].source += "\nimport os\n"
+    message = _build_error(root, nb)
+    assert "source screen flags the solution" in message and "`os`" in message and "allow:" in message
+
+
+def test_plain_otter_test_that_raises_on_student_data_is_reported_to_staff(tmp_path):
+    """A plain test (x.grad.item()) passes on the solution in both graders; on a student whose
+    x.grad is None it raises: the student sees a plain line, staff see the error and where."""
+    from autograder.grade.batch import grade_batch
+    from autograder.report.build import batch_stats
+
+    root, nb = _master_copy(tmp_path)
+    _replace_test(nb, "test_q1_backward_called",
+                  "def test_q1_backward_called(x):\n    assert abs(x.grad.item() - 4.0) < 1e-6")
+    nbformat.write(nb, root / "assignments" / LAB / f"{LAB}.ipynb")
+    built = build(LAB, root=root, student_root=root / "s", dist_root=root / "d")
+    student = nbformat.read(next((root / "d" / LAB / "autograder").glob("*.ipynb")), as_version=4)
+    for cell in student.cells:   # the solution without its backward() call
+        cell.source = cell.source.replace("y.backward()", "pass")
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    nbformat.write(student, subs / "no_backward.ipynb")
+    summary = grade_batch(built.autograder_zip, [subs], tmp_path / "out", sandbox=False, progress=False)
+    (result,) = summary.results
+    errors = result.test_errors
+    assert [(q, t) for q, t, _ in errors] == [("q1", "test_q1_backward_called")]
+    assert "AttributeError" in errors[0][2] and "x.grad.item()" in errors[0][2]
+    (case,) = [t for t in result.question("q1").tests if t.name == "test_q1_backward_called"]
+    assert "AttributeError" not in case.hint and "could not run" in case.hint
+    assert batch_stats(summary.results).test_errors == [("q1", "test_q1_backward_called", errors[0][2], 1)]

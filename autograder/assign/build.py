@@ -185,6 +185,43 @@ def _allowlist_extension(master: MasterNotebook) -> dict[str, bytes]:
     return {ALLOW_FILE: (json.dumps(extra, indent=1, sort_keys=True) + "\n").encode()}
 
 
+# What the secure grader's judge can give a test, for the gate's message.
+SUPPORTED = ("tests get the question's names as real objects rebuilt from what the run observed: tensors "
+             "(values, dtype, requires_grad, is_leaf, grad_fn, .grad), Python numbers, strings, lists, "
+             "tuples and dicts of these, NumPy arrays and torch.nn modules from torch; the student's own "
+             "functions and classes cannot be called from a test (check the values they produced, or use "
+             "the checks module's check_function_forward / check_function_gradcheck for an autograd Function)")
+
+
+def secure_gate(autograder_zip: Path, solution: Path, master: MasterNotebook) -> None:
+    """otter assign has checked that otter run gives the solution full marks; the secure
+    grader must agree on every test, or students would get a different verdict from it."""
+    from ..grade.batch import grade_solution
+    from ..results import GRADED
+
+    result = grade_solution(autograder_zip, solution)
+    problems = []
+    if result.findings:
+        problems += [f"the source screen flags the solution ({f.describe()}): students writing the same "
+                     f"would be held for review; add what it needs to the config's `allow:`"
+                     for f in result.findings[:5]]
+    if result.status != GRADED:
+        problems.append(f"the solution could not be graded: {result.status_text}")
+    for q in result.questions:
+        where = f"question {q.name}"
+        if q.name in master.question_names():
+            where += f" (cell {master.question(q.name).cell_index})"
+        if not q.graded_normally:
+            problems.append(f"{where}: {q.status_text}")
+            continue
+        for t in q.tests:
+            if not t.passed:
+                problems.append(f"{where}, {t.name}: " + (t.error or f"fails under the secure grader: {t.hint}"))
+    if problems:
+        raise BuildError(f"{master.path.name}: the secure grader does not give the solution full marks, "
+                         f"though otter run does: " + "; ".join(problems) + f". In the secure grader, {SUPPORTED}.")
+
+
 def _replace_tree(source: Path, target: Path) -> None:
     if target.exists():
         shutil.rmtree(target)
@@ -212,8 +249,15 @@ def build(lab: str, *, root: Path | None = None, student_root: Path | None = Non
         if len(zips) != 1:
             raise BuildError(f"otter assign wrote {len(zips)} autograder zips, expected 1")
         lab_dist = dist_root / lab
-        _write_stable_zip(zips[0], lab_dist / "autograder.zip", _allowlist_extension(master))
+        staged_zip = Path(tmp) / "autograder.zip"
+        _write_stable_zip(zips[0], staged_zip, _allowlist_extension(master))
         zips[0].unlink()
+        solutions = sorted(autograder.glob("*.ipynb"))
+        if len(solutions) != 1:
+            raise BuildError(f"otter assign wrote {len(solutions)} solution notebooks, expected 1")
+        secure_gate(staged_zip, solutions[0], master)
+        lab_dist.mkdir(parents=True, exist_ok=True)
+        shutil.copy(staged_zip, lab_dist / "autograder.zip")
         _replace_tree(autograder, lab_dist / "autograder")
         _replace_tree(student, student_root / lab)
 

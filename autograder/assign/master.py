@@ -134,6 +134,13 @@ def read_master(path: Path) -> MasterNotebook:
 
     if config is None:
         raise BuildError(f"{path}: no raw cell starting with '{CONFIG_MARK}'")
+    tests_config = config.get("tests") if isinstance(config.get("tests"), dict) else {}
+    if tests_config.get("ok_format", True) is not False:
+        # otter's default (OK/doctest) format compares printed output; a `def test_...` cell in
+        # it only defines a function that nothing calls, so every submission would pass
+        raise BuildError(f"{path.name}: the config must say `tests: {{ok_format: false}}` (exception-style "
+                         f"tests, one `def test_...` a cell); otter's default doctest format would define "
+                         f"the test functions and never call them")
     if current is not None:
         raise BuildError(f"{path.name}: question {current[0]} (cell {current[1]}) has no # END QUESTION")
     if not questions:

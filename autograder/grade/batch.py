@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import tempfile
 import time
 import warnings
 from collections import Counter
@@ -148,6 +149,19 @@ def grade_batch(autograder_zip: Path, paths: list[Path], out: Path, *, ext: str 
     autograder = load_autograder(Path(autograder_zip))
     try:
         return _grade(autograder, items, out, containers, limits, sandbox, summaries, progress, started)
+    finally:
+        autograder.cleanup()
+
+
+def grade_solution(autograder_zip: Path, notebook: Path) -> SubmissionResult:
+    """The secure grader's verdict on course staff's own solution notebook (for the build's
+    gate). Staff code is trusted, so it runs without the sandbox; the judge is the same."""
+    autograder = load_autograder(Path(autograder_zip))
+    try:
+        with tempfile.TemporaryDirectory(prefix="autograder-gate-") as out:
+            items = discover([Path(notebook)], "ipynb")
+            summary = _grade(autograder, items, Path(out), 1, Limits(), False, False, False, time.monotonic())
+            return summary.results[0]
     finally:
         autograder.cleanup()
 

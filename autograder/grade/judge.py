@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import re
 import sys
+from pathlib import Path
 
 from ..results import GRADED, QuestionResult, Status, TestCaseResult
 from .autograder_zip import Autograder
@@ -95,17 +96,17 @@ class Judge:
             if env is None:
                 passed, hint = False, f"This question could not be graded: {reason.text(detail)}. {reason.student}"
             else:
-                passed, hint = self._run_case(case, env)
+                passed, hint, error = self._run_case(case, env)
             otter_results.append(OtterCaseResult(test_case=case, message=hint or "passed", passed=passed))
-            cases.append((case, passed, hint))
+            cases.append((case, passed, hint, error if env is not None else ""))
         self.checks.forget_judge_facts()
         test_file.test_case_results = otter_results
         score = float(test_file.score)   # otter's own rules: partial credit, all_or_nothing
         tests = tuple(
             TestCaseResult(name=_case_name(case), hidden=bool(case.hidden),
                            points=float(case.points or 0) if (score if test_file.all_or_nothing else passed) else 0.0,
-                           max_points=float(case.points or 0), passed=passed, hint=hint)
-            for case, passed, hint in cases
+                           max_points=float(case.points or 0), passed=passed, hint=hint, error=error)
+            for case, passed, hint, error in cases
         )
         question_status = GRADED if env is not None and reason is GRADED else reason
         return QuestionResult(name=question.name, points=round(score, 6),
@@ -113,18 +114,21 @@ class Judge:
                               status=question_status, tests=tests,
                               detail=detail if question_status is not GRADED else "")
 
-    def _run_case(self, case, env) -> tuple[bool, str]:
+    def _run_case(self, case, env) -> tuple[bool, str, str]:
+        """(passed, the student's hint, for staff: why the test could not run)."""
         try:
             case.body.call_func(env)
-            return True, ""
+            return True, "", ""
         except self.checks.CheckFailed as failure:
-            return False, str(failure)
+            return False, str(failure), ""
         except AssertionError as failure:   # a plain assert of an otter-style test: a failed case
-            return False, str(failure)
-        except UnsupportedInJudge as exc:   # for staff: the test needs what the judge cannot rebuild
-            return False, f"This check could not run in the secure grader ({exc}); please tell course staff."
+            return False, str(failure), ""
+        except UnsupportedInJudge as exc:   # the test needs what the judge cannot rebuild
+            return False, ("This check could not run in the secure grader; course staff have been told."), \
+                f"unsupported in the secure grader: {exc}{_test_line(exc)}"
         except Exception as exc:  # a test that breaks on valid data is a bug in the test
-            return False, f"This check could not run ({type(exc).__name__}); please tell course staff."
+            return False, "This check could not run; course staff have been told.", \
+                f"{type(exc).__name__}: {str(exc)[:200]}{_test_line(exc)}"
 
     def judge(self, answer, probe) -> tuple[QuestionResult, ...]:
         return tuple(
@@ -133,6 +137,17 @@ class Judge:
                           answer.stale.get(q.name))
             for q in self.autograder.questions
         )
+
+
+def _test_line(exc: BaseException) -> str:
+    """Where in the test file the error was raised (its last frame in a test file)."""
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "/tests/" in f.filename.replace("\\", "/")]
+    if not frames:
+        return ""
+    frame = frames[-1]
+    return f" (at {Path(frame.filename).name}:{frame.lineno}: {(frame.line or '').strip()[:120]})"
 
 
 def _case_name(case) -> str:

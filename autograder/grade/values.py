@@ -301,7 +301,7 @@ def _graph_node(torch, name: str):
 
         def backward(ctx, grad_output):
             raise UnsupportedInJudge(
-                "a hidden test called backward() through a tensor the student's code computed; "
+                "a test called backward() through a tensor the student's code computed; "
                 "the secure grader only has its values. Test the student's .grad instead "
                 "(e.g. ac.check_grad_value, or torch.allclose(x.grad, ...)).")
 
@@ -314,10 +314,10 @@ def _graph_node(torch, name: str):
 
 def _function_stand_in(torch, name: str):
     """A class in place of the student's autograd Function: the checks module knows its probe;
-    calling it from a hidden test is not supported yet."""
+    calling it from a test is not supported yet."""
     def unsupported(ctx, *args, **kwargs):
         raise UnsupportedInJudge(
-            f"a hidden test called the student's autograd Function {name} directly; the secure grader "
+            f"a test called the student's autograd Function {name} directly; the secure grader "
             f"judges Functions through the checks module (ac.check_function_forward, "
             f"ac.check_function_gradcheck, ac.check_function_upstream).")
 
@@ -328,7 +328,7 @@ def _function_stand_in(torch, name: str):
 def _module_stand_in(torch, name: str):
     def forward(self, *args, **kwargs):
         raise UnsupportedInJudge(
-            f"a hidden test called the student's module class {name}; the secure grader has its "
+            f"a test called the student's module class {name}; the secure grader has its "
             f"parameters and settings but does not run its forward. Test its parameters or outputs "
             f"the student's code stored in a variable.")
 
@@ -343,7 +343,7 @@ class _StandIn:
 
     def _unsupported(self, *args, **kwargs):
         raise UnsupportedInJudge(
-            f"a hidden test used a {self._what} from the student's notebook; the secure grader can "
+            f"a test used a {self._what} from the student's notebook; the secure grader can "
             f"only rebuild tensors, numbers, strings, lists, tuples, dicts, NumPy arrays, torch.nn "
             f"modules and autograd Functions (through the checks module).")
 

@@ -86,6 +86,8 @@ class BatchStats:
     question_outcomes: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
     # question -> [(hint, submissions with it)], most frequent first
     hints: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    # (question, test, error, submissions it happened in), for staff: tests that could not run
+    test_errors: list[tuple[str, str, str, int]] = field(default_factory=list)
 
 
 def batch_stats(results: list[SubmissionResult]) -> BatchStats:
@@ -128,7 +130,15 @@ def batch_stats(results: list[SubmissionResult]) -> BatchStats:
         mean=sum(scores) / len(scores) if scores else 0.0, median=_median(scores),
         max_points=max((r.max_points for r in scored), default=0.0),
         question_names=names, question_outcomes=outcomes, hints=hints,
+        test_errors=_test_errors(results),
     )
+
+
+def _test_errors(results: list[SubmissionResult]) -> list[tuple[str, str, str, int]]:
+    counter: Counter[tuple[str, str, str]] = Counter()
+    for r in results:
+        counter.update(set(r.test_errors))
+    return [(*key, n) for key, n in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))]
 
 
 def _pts(value: float) -> str:

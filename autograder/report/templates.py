@@ -115,6 +115,22 @@ until you decide: <code>autograder review OUT --accept FILE --reason "..."</code
 </table>
 {% endif %}
 
+{% if s.test_errors %}
+<h2 id="test-errors">Tests that could not run ({{ s.test_errors|length }})</h2>
+<p class="box">These tests raised an error instead of passing or failing, so the students below
+lost their points without a real verdict. It is a bug in the test or a construct the secure
+grader does not support: fix the test in the master notebook, rebuild, and grade again with
+the same OUT. Students only saw "This check could not run".</p>
+<table id="test-errors-table">
+<thead><tr><th>Question</th><th>Test</th><th>Error</th><th class="num">Submissions</th></tr></thead>
+<tbody>
+{% for question, test, error, n in s.test_errors %}<tr>
+<td>{{ question }}</td><td>{{ test }}</td><td><code>{{ error }}</code></td><td class="num">{{ n }}</td>
+</tr>
+{% endfor %}</tbody>
+</table>
+{% endif %}
+
 <h2 id="plots">Plots</h2>
 {% for img in images %}
 <figure id="fig-{{ img.name }}">
