@@ -42,6 +42,18 @@ def build(lab):
 
 
 @cli.command()
+@click.argument("lab")
+def new(lab):
+    """Start assignments/LAB: a master notebook with one example question per test style."""
+    from .assign.scaffold import new_lab
+    from .paths import project_root
+
+    path = new_lab(lab, root=project_root())
+    click.echo(f"created {path}")
+    click.echo(f"  edit it in Jupyter, then: autograder build {lab}")
+
+
+@cli.command()
 @click.option("-a", "--autograder", "autograder_zip", required=True, type=click.Path(path_type=Path),
               help="The autograder zip (dist/LAB/autograder.zip).")
 @click.option("-o", "--output-dir", "out", default=".", show_default=True, type=click.Path(path_type=Path),
