@@ -1218,3 +1218,17 @@ def test_facts_from_plain_rejects_numbers_out_of_float_range():
     plain["data"]["values"] = [10 ** 400]
     with pytest.raises(ValueError):
         ac.facts_from_plain(plain)
+
+
+def test_every_public_check_is_in_the_readme_reference():
+    """The README's checks table lists exactly the module's public checks."""
+    import re
+
+    from conftest import ROOT
+
+    public = {n for n in dir(ac) if n.startswith("check_") and callable(getattr(ac, n))}
+    readme = (ROOT / "README.md").read_text()
+    listed = set(re.findall(r"^\| `(check_\w+)` \|", readme, flags=re.M))
+    assert listed == public
+    for name in public:
+        assert f"ac.{name}(env" in readme, f"{name} has no example"
