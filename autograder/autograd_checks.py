@@ -533,12 +533,37 @@ def observe_names(env: Mapping[str, Any], names, **kwargs) -> dict[str, Facts]:
     return {name: observe(env[name], name, **kwargs) for name in names if name in env}
 
 
+_MISSING = object()
+_Module = torch.nn.Module
+_module_dicts = ("_parameters", "_buffers", "_modules")
+_object_getattribute = object.__getattribute__
+
+
+def lookup(env: Mapping[str, Any], name: str) -> Any:
+    """What `name` means in the student's namespace: a plain name, or a dotted path through
+    torch.nn modules to a parameter, buffer or submodule ("net.fc.weight"). Read from the
+    module's own tables, so a property of the student's class cannot answer instead."""
+    head, *path = name.split(".")
+    if head not in env:
+        return _MISSING
+    value = env[head]
+    for part in path:
+        if _type(value) is Stale or not _isinstance(value, _Module):
+            return _MISSING if _type(value) is not Stale else value
+        tables = [_object_getattribute(value, t) for t in _module_dicts]
+        value = next((table[part] for table in tables if part in table), _MISSING)
+        if value is _MISSING or value is None:
+            return _MISSING
+    return value
+
+
 def _facts(env: Mapping[str, Any], name: str) -> Facts:
-    if name not in env:
+    value = lookup(env, name)
+    if value is _MISSING:
         return Facts(name=name, kind="missing")
-    if _type(env[name]) is Stale:
-        env[name]._fail()
-    return observe(env[name], name)
+    if _type(value) is Stale:
+        value._fail()
+    return observe(value, name)
 
 
 # ------------------------------------------------------------------ facts from plain data

@@ -144,3 +144,25 @@ def test_autograd_function_stand_in_carries_its_probe():
 def test_malformed_observations_are_refused(bad):
     with pytest.raises((ValueError, KeyError, TypeError, AttributeError)):
         Rebuilder(ac).env(bad)
+
+
+def test_dotted_names_reach_module_parameters_in_the_kernel_and_in_the_judge():
+    """`layer.weight` in a check means the parameter; its gradient keeps its provenance."""
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(2, 1)
+    X = torch.tensor([[1.0, 2.0], [3.0, -1.0]])
+    loss = ((layer(X) - 1.0) ** 2).mean()
+    loss.backward()
+    w, b = layer.weight.detach().clone(), layer.bias.detach().clone()
+
+    def reference(**at):
+        pred = X.double() @ at["layer.weight"].T + at["layer.bias"]
+        return ((pred - 1.0) ** 2).mean()
+
+    for env in ({"layer": layer, "loss": loss}, round_trip({"layer": layer, "loss": loss})):
+        ac.check_tensor(env, "layer.weight", requires_grad=True, leaf=True, shape=(1, 2))
+        ac.check_backward_called(env, "layer.weight", of="loss")
+        ac.check_grad_value(env, "layer.weight", of="loss", reference=reference,
+                            at={"layer.weight": w, "layer.bias": b})
+        with pytest.raises(ac.CheckFailed):
+            ac.check_tensor(env, "layer.nothing")
