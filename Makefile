@@ -10,6 +10,7 @@ PIP_EXTRA ?=
 STAMP := $(VENV)/.installed
 SYSTEM_PACKAGES := bubblewrap:bwrap chromium:chromium
 LAB ?= differentiation
+LABS ?= differentiation linear_regression
 OUT ?= out/demo
 
 .PHONY: demo test venv system-deps build clean bench
@@ -39,7 +40,7 @@ system-deps:
 	fi
 
 build: venv
-	$(BIN)/autograder build $(LAB)
+	for lab in $(LABS); do $(BIN)/autograder build $$lab || exit 1; done
 
 SAMPLES := assignments/$(LAB)/samples
 demo: venv system-deps build

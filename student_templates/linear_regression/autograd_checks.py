@@ -1,0 +1,1038 @@
+"""Autograd-aware checks for the lab "Differentiation in PyTorch".
+
+This one file serves three places and gives one verdict in all of them:
+
+* students' ``grader.check("qN")`` (the public tests, run in their own kernel);
+* ``otter run`` / Gradescope grading of the autograder zip (all tests, in the kernel);
+* the secure grader, which observes the student's names in a sandbox and runs the tests
+  in a separate judge process on the plain data it observed.
+
+Every check therefore works in two steps: ``observe`` turns whatever it is given (a live
+tensor, or already observed ``Facts``) into plain data, and the check judges that data.
+A failed check raises ``CheckFailed`` (an ``AssertionError``) whose message tells the
+student what is wrong in plain words, without revealing reference values.
+
+Importing this module starts tracking ``backward()`` calls, so that the checks can tell a
+gradient written by autograd from one typed in by hand.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+import weakref
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import torch
+from torch.autograd.variable import Variable
+
+__all__ = [
+    "CheckFailed", "StaleName", "Stale", "Facts", "TensorData", "FunctionProbe",
+    "observe", "observe_names", "facts_from_plain",
+    "check_tensor", "check_computed_from", "check_value", "check_backward_called", "check_grad_value",
+    "check_function", "check_function_forward", "check_function_gradcheck",
+    "check_function_upstream", "reference_gradients", "RTOL", "ATOL", "judge_facts", "forget_judge_facts",
+]
+
+# Gradients are compared in float64 relative to the reference: |s - r| <= ATOL + RTOL*|r|.
+# Students compute in float32, so RTOL allows float32 rounding; ATOL covers zero gradients.
+RTOL = 1e-4
+ATOL = 1e-5
+MAX_VALUES = 100_000      # numbers recorded per tensor; bigger tensors keep shape only
+MAX_GRAPH_NODES = 100_000  # autograd graph nodes walked per tensor
+PROBE_EPS = 1e-6           # step of the numerical derivative of a Function's forward
+
+# Captured at import, before any student code runs: C-level accessors that a student
+# cannot monkeypatch (torch._C.TensorBase is an immutable type).
+_TB = torch._C.TensorBase
+_get_grad = _TB.__dict__["grad"].__get__
+_get_requires_grad = _TB.__dict__["requires_grad"].__get__
+_get_is_leaf = _TB.__dict__["is_leaf"].__get__
+_get_grad_fn = _TB.__dict__["grad_fn"].__get__
+_get_dtype = _TB.__dict__["dtype"].__get__
+_get_shape = _TB.__dict__["shape"].__get__
+_get_version = _TB.__dict__["_version"].__get__
+_detach = _TB.detach
+_to_double = _TB.double
+_tolist = _TB.tolist
+_numel = _TB.numel
+_is_floating_point = _TB.is_floating_point
+_is_complex = _TB.is_complex
+_reshape = _TB.reshape
+_new_tensor = torch.tensor
+_ones = torch.ones
+_autograd_grad = torch.autograd.grad
+_gradcheck = torch.autograd.gradcheck
+_PLAIN_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
+_FunctionBase = torch.autograd.Function
+_type = type
+_isinstance = isinstance
+_issubclass = issubclass
+
+
+class CheckFailed(AssertionError):
+    """A check did not pass; the message is written for the student."""
+
+
+class StaleName(CheckFailed):
+    """A test used a name that this question's own cells did not set."""
+
+
+class Stale:
+    """In a question's environment, a name its cells did not set: it still holds what an
+    earlier question's cells left there, so every test that uses it fails, saying why."""
+
+    def __init__(self, name: str, earlier: str) -> None:
+        object.__setattr__(self, "_message",
+                           f"`{name}` was not set in this question's cells (it still holds the value from "
+                           f"{earlier}). Run this question's cells, in order, before its check.")
+
+    def _fail(self, *args, **kwargs):
+        raise StaleName(object.__getattribute__(self, "_message"))
+
+    __getattr__ = __call__ = __getitem__ = __iter__ = __len__ = __bool__ = __float__ = __int__ = _fail
+    __eq__ = __ne__ = __lt__ = __gt__ = __le__ = __ge__ = __add__ = __radd__ = __mul__ = __rmul__ = _fail
+    __sub__ = __rsub__ = __truediv__ = __pow__ = __neg__ = __abs__ = __index__ = __hash__ = _fail
+
+
+# --------------------------------------------------------------------------- facts
+
+
+@dataclass(frozen=True)
+class TensorData:
+    """The numbers of one tensor, flattened, in float64 (values is None when too big)."""
+
+    dtype: str
+    shape: tuple[int, ...]
+    values: tuple[float, ...] | None
+    finite: bool
+
+
+@dataclass(frozen=True)
+class FunctionProbe:
+    """What a custom autograd Function did on inputs chosen by the checker."""
+
+    inputs: tuple[float, ...]
+    upstream: tuple[float, ...]
+    forward: tuple[float, ...] | None = None
+    grad_unit: tuple[float, ...] | None = None      # backward with grad_output = 1
+    grad_upstream: tuple[float, ...] | None = None  # backward with grad_output = upstream
+    gradcheck: bool | None = None                    # gradcheck_ok(), as the run computed it
+    error: str | None = None                         # what failed, in the student's code
+    # forward at inputs +- EPS along each input (2n rows of n values): the numerical Jacobian
+    perturbed: tuple[float, ...] | None = None
+    # the same Function on float32 inputs, as students use it (a probe must look like real use)
+    forward32: tuple[float, ...] | None = None
+    grad_upstream32: tuple[float, ...] | None = None
+
+    def gradcheck_ok(self) -> bool:
+        """gradcheck's test, done from the numbers: backward (with grad_output 1 and with the
+        upstream gradient) agrees with the numerical derivative of forward."""
+        n = len(self.inputs)
+        rows = self.perturbed
+        if rows is None or self.grad_unit is None or self.grad_upstream is None or len(rows) != 2 * n * n:
+            return False
+        for i in range(n):
+            plus, minus = rows[2 * i * n:(2 * i + 1) * n], rows[(2 * i + 1) * n:(2 * i + 2) * n]
+            column = [(a - b) / (2 * PROBE_EPS) for a, b in zip(plus, minus)]   # d out_j / d in_i
+            for weights, analytic in ((None, self.grad_unit[i]), (self.upstream, self.grad_upstream[i])):
+                numeric = sum(column) if weights is None else sum(c * w for c, w in zip(column, weights))
+                if not math.isfinite(analytic) or abs(numeric - analytic) > 1e-5 + 1e-3 * abs(numeric):
+                    return False
+        return True
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Plain data about one name in the student's namespace."""
+
+    name: str
+    kind: str                      # missing | tensor | function | other
+    type_name: str = ""
+    ident: int = 0                 # identity of the object, to relate facts to each other
+    data: TensorData | None = None
+    requires_grad: bool = False
+    is_leaf: bool = True
+    grad_fn: str | None = None
+    node: int = 0                  # identity of its grad_fn (0 for a leaf)
+    reaches: tuple[int, ...] = ()  # idents of the leaf tensors and graph nodes its graph leads to
+    direct: tuple[int, ...] = ()   # the graph nodes its grad_fn takes its inputs from
+    grad_kind: str = "none"        # none | tensor | other
+    grad: TensorData | None = None
+    grad_source: str = "unknown"   # autograd | edited | unknown
+    backward_passes: int = 0       # backward passes added up in .grad (0: unknown)
+    grad_roots: tuple[int, ...] = ()   # idents of the tensors those passes started from
+    grad_seeded: bool = False      # some pass started from a gradient other than ones
+    grad_through: tuple[str, ...] = ()  # custom autograd Functions those passes went through
+    grad_hooked: bool = False      # a hook on the tensor could have rewritten its gradient
+    probe: FunctionProbe | None = None
+
+    def to_plain(self) -> dict:
+        return _plain(self)
+
+
+def _plain(value):
+    """Facts as JSON-ready data (dataclasses.asdict deep-copies every number: too slow here)."""
+    if dataclasses.is_dataclass(value):
+        return {name: _plain(getattr(value, name)) for name in value.__dataclass_fields__}
+    if _isinstance(value, tuple):
+        return [_plain(v) for v in value] if value and not _isinstance(value[0], (int, float)) else list(value)
+    return value
+
+
+# --------------------------------------------------------------------- backward tracking
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a leaf's .grad came from, as the tracker saw the backward passes."""
+
+    source: str = "unknown"        # autograd | edited | unknown
+    passes: int = 0
+    roots: tuple[int, ...] = ()
+    seeded: bool = False
+    through: tuple[str, ...] = ()
+
+
+class _BackwardTracker:
+    """Records, for every leaf that backward() writes a gradient into, which tensor object
+    autograd left in .grad, its version and a copy of its values (edits through .data or NumPy
+    leave the version alone), how many backward passes have added up in it, which tensors those
+    passes started from, with which seed, and through which custom autograd Functions."""
+
+    def __init__(self) -> None:
+        self.installed = False
+        self._records: dict[int, tuple] = {}
+        # graph nodes recent backward passes went through, kept alive so their ids stay unique
+        self._backpropagated: dict[int, Any] = {}
+        self._roots: dict[int, Any] = {}   # the tensors passes started from, kept alive likewise
+
+    def install(self) -> None:
+        engine = Variable._execution_engine
+        if not _isinstance(engine, _TrackingEngine):
+            Variable._execution_engine = _TrackingEngine(engine, self)
+        self.installed = True
+
+    def clear(self) -> None:
+        self._records.clear()
+        self._backpropagated.clear()
+        self._roots.clear()
+
+    def before(self, leaves: list) -> list:
+        """Before a backward pass: each leaf's .grad as "fresh" (None or all zeros), the
+        tracker's own Provenance, or "foreign" (set by hand: what this pass adds is tainted)."""
+        states = []
+        for leaf in leaves:
+            grad = _get_grad(leaf)
+            if grad is None or not bool(_TB.any(_detach(grad))):
+                states.append("fresh")
+                continue
+            known = self.source(leaf)
+            states.append(known if known.source == "autograd" else "foreign")
+        return states
+
+    def record(self, leaves: list, states: list, roots: list, seeded: bool,
+               through: tuple[str, ...], nodes: dict | None = None) -> None:
+        if len(self._backpropagated) > 200_000:
+            self._backpropagated.clear()
+        self._backpropagated.update(nodes or {})
+        for root in roots:
+            self._roots[id(root)] = root
+        root_ids = tuple(id(r) for r in roots)
+        for leaf, state in zip(leaves, states):
+            grad = _get_grad(leaf)
+            if grad is None:
+                continue
+            if state == "fresh":
+                provenance = Provenance("autograd", 1, root_ids, seeded, through)
+            elif state == "foreign":
+                provenance = Provenance("edited")
+            else:
+                provenance = Provenance("autograd", state.passes + 1,
+                                        tuple(dict.fromkeys(state.roots + root_ids)),
+                                        state.seeded or seeded,
+                                        tuple(dict.fromkeys(state.through + through)))
+            snapshot = _TB.clone(_detach(grad))
+            self._records[id(leaf)] = (weakref.ref(leaf), weakref.ref(grad), _get_version(grad),
+                                       snapshot, provenance)
+
+    def source(self, tensor) -> Provenance:
+        if not self.installed:
+            return Provenance()
+        grad = _get_grad(tensor)
+        if not _get_is_leaf(tensor):   # .grad of a non-leaf comes from retain_grad() + backward()
+            retained = _TB.__dict__["retains_grad"].__get__(tensor)
+            grad_fn = _get_grad_fn(tensor)
+            ran = self._backpropagated.get(id(grad_fn)) is grad_fn
+            record = self._records.get(id(tensor))
+            if retained and ran and record is not None and record[0]() is tensor:
+                return record[4] if _unchanged(record, grad) else Provenance("edited")
+            # an intermediate tensor's retained grad: autograd wrote it, from a root not recorded
+            return Provenance("autograd", 1) if retained and ran else Provenance("edited")
+        record = self._records.get(id(tensor))
+        if record is None or record[0]() is not tensor or not _unchanged(record, grad):
+            return Provenance("edited")
+        return record[4]
+
+
+def _unchanged(record, grad) -> bool:
+    _, grad_ref, version, snapshot, _ = record
+    return (grad_ref() is grad and _get_version(grad) == version
+            and _same_values(_detach(grad), snapshot))
+
+
+def _same_values(a, b) -> bool:
+    """Equal element by element, NaN equal to NaN (an honest NaN gradient is still autograd's)."""
+    if tuple(_get_shape(a)) != tuple(_get_shape(b)) or _get_dtype(a) != _get_dtype(b):
+        return False
+    if _TB.equal(a, b):
+        return True
+    return bool(_TB.all(_TB.eq(a, b) | (_TB.isnan(a) & _TB.isnan(b))))
+
+
+def _unit(seed) -> bool:
+    return seed is None or bool(_TB.all(_TB.eq(_detach(seed), 1)))
+
+
+class _TrackingEngine:
+    """Wraps torch's autograd engine; everything but run_backward passes straight through."""
+
+    def __init__(self, engine, tracker: _BackwardTracker) -> None:
+        self._engine = engine
+        self._tracker = tracker
+
+    def __getattr__(self, name):
+        return getattr(self._engine, name)
+
+    def run_backward(self, t_outputs, *args, **kwargs):
+        accumulate = kwargs.get("accumulate_grad", args[5] if len(args) > 5 else True)
+        inputs = kwargs.get("inputs", args[3] if len(args) > 3 else ())
+        seeds = kwargs.get("grad_tensors", args[0] if args else ())
+        leaves, states, nodes = [], [], {}
+        if accumulate:
+            leaves, nodes = _leaves_of(t_outputs)
+            if inputs:
+                leaves = [t for t in inputs if _isinstance(t, torch.Tensor)]
+            # a non-leaf whose .grad is retained gets a gradient too
+            leaves += [_node_tensor for _node_tensor in _retained(t_outputs, nodes)]
+            states = self._tracker.before(leaves)
+        result = self._engine.run_backward(t_outputs, *args, **kwargs)
+        if accumulate:
+            roots = [t for t in t_outputs if _isinstance(t, torch.Tensor)]
+            seeded = not all(_unit(g) for g in (seeds or ()))
+            through = tuple(sorted({_type(n).__name__.removesuffix("Backward") for n in nodes.values()
+                                    if _isinstance(n, _CustomNode)}))
+            self._tracker.record(leaves, states, roots, seeded, through, nodes)
+        return result
+
+
+_CustomNode = torch.autograd.function.BackwardCFunction
+
+
+def _retained(t_outputs, nodes) -> list:
+    """Non-leaf outputs that retain their grad (y.retain_grad(); y.backward())."""
+    return [t for t in t_outputs if _isinstance(t, torch.Tensor) and not _get_is_leaf(t)
+            and _TB.__dict__["retains_grad"].__get__(t)]
+
+
+def _walk(grad_fns) -> tuple[list, dict]:
+    """Leaf tensors and the graph nodes (by id) reached from autograd graph nodes (bounded)."""
+    leaves, seen, stack = [], {}, [fn for fn in grad_fns if fn is not None]
+    while stack and len(seen) < MAX_GRAPH_NODES:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen[id(node)] = node
+        variable = getattr(node, "variable", None)
+        if variable is not None and _isinstance(variable, torch.Tensor):
+            leaves.append(variable)
+        for next_node, _ in getattr(node, "next_functions", ()):
+            if next_node is not None:
+                stack.append(next_node)
+    return leaves, seen
+
+
+def _leaves_of(t_outputs) -> tuple[list, dict]:
+    leaves, grad_fns = [], []
+    for t in t_outputs:
+        if not _isinstance(t, torch.Tensor):
+            continue
+        fn = _get_grad_fn(t)
+        if fn is None:
+            if _get_requires_grad(t):
+                leaves.append(t)
+        else:
+            grad_fns.append(fn)
+    reached, nodes = _walk(grad_fns)
+    return leaves + reached, nodes
+
+
+tracker = _BackwardTracker()
+tracker.install()
+
+
+# --------------------------------------------------------------------------- observing
+
+
+def _tensor_data(t) -> TensorData:
+    dtype = str(_get_dtype(t))
+    shape = tuple(int(n) for n in _get_shape(t))
+    numeric = _is_floating_point(t) or not _is_complex(t)
+    values, finite = None, True
+    if numeric and _numel(t) <= MAX_VALUES:
+        flat = _tolist(_reshape(_to_double(_detach(t)), (-1,)))
+        values = tuple(float(v) for v in flat)
+        finite = all(math.isfinite(v) for v in values)
+    return TensorData(dtype=dtype, shape=shape, values=values, finite=finite)
+
+
+def _unreadable(t) -> str:
+    """Why a tensor's numbers cannot be read as plain CPU data ("" when they can)."""
+    device = _TB.__dict__["device"].__get__(t)
+    if device.type != "cpu":
+        return f"tensor on the {device.type} device"
+    if _TB.__dict__["layout"].__get__(t) != torch.strided:
+        return "sparse tensor"
+    if _TB.__dict__["is_quantized"].__get__(t):
+        return "quantized tensor"
+    return ""
+
+
+def _default_probe_inputs() -> tuple[list[float], list[float]]:
+    gen = torch.Generator().manual_seed(20261127)
+    inputs = torch.rand(6, generator=gen, dtype=torch.float64) * 4 - 2
+    upstream = torch.rand(6, generator=gen, dtype=torch.float64) * 3 + 0.5
+    return inputs.tolist(), upstream.tolist()
+
+
+def _short_error(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"it raised {_type(exc).__name__}: {text[:200]}" if text else f"it raised {_type(exc).__name__}"
+
+
+def _probe_function(cls, inputs: list[float], upstream: list[float]) -> FunctionProbe:
+    probe = dict(inputs=tuple(inputs), upstream=tuple(upstream))
+    try:
+        t = _new_tensor(inputs, dtype=torch.float64, requires_grad=True)
+        out = cls.apply(t)
+        if _type(out) not in _PLAIN_TENSOR_TYPES:
+            return FunctionProbe(**probe, error=f"forward returned {_type(out).__name__} instead of a tensor")
+        if tuple(_get_shape(out)) != tuple(_get_shape(t)):
+            return FunctionProbe(**probe, error=f"forward returned shape {tuple(_get_shape(out))} "
+                                 f"for an input of shape {tuple(_get_shape(t))}")
+        probe["forward"] = _tensor_data(out).values
+        ones = _ones(len(inputs), dtype=torch.float64)
+        (g_unit,) = _autograd_grad(out, t, grad_outputs=ones, retain_graph=True)
+        probe["grad_unit"] = _tensor_data(g_unit).values
+        up = _new_tensor(upstream, dtype=torch.float64)
+        (g_up,) = _autograd_grad(out, t, grad_outputs=up)
+        probe["grad_upstream"] = _tensor_data(g_up).values
+        # every call looks like ordinary use: fresh leaves that track gradients, no gradcheck
+        # on the stack (the judge does gradcheck's arithmetic itself, from these numbers)
+        perturbed = []
+        for i in range(len(inputs)):
+            for step in (PROBE_EPS, -PROBE_EPS):
+                shifted = list(inputs)
+                shifted[i] += step
+                moved = cls.apply(_new_tensor(shifted, dtype=torch.float64, requires_grad=True))
+                values = _tensor_data(moved).values if _type(moved) in _PLAIN_TENSOR_TYPES else None
+                if values is None or len(values) != len(inputs):
+                    raise ValueError("forward returned a different shape for another input")
+                perturbed.extend(values)
+        probe["perturbed"] = tuple(perturbed)
+        t32 = _new_tensor(inputs, dtype=torch.float32, requires_grad=True)
+        out32 = cls.apply(t32)
+        if _type(out32) in _PLAIN_TENSOR_TYPES and tuple(_get_shape(out32)) == tuple(_get_shape(t32)):
+            probe["forward32"] = _tensor_data(out32).values
+            (g32,) = _autograd_grad(out32, t32, grad_outputs=_new_tensor(upstream, dtype=torch.float32))
+            probe["grad_upstream32"] = _tensor_data(g32).values
+    except Exception as exc:  # the student's Function failed: that is the finding
+        probe["error"] = _short_error(exc)
+    result = FunctionProbe(**probe)
+    return dataclasses.replace(result, gradcheck=result.gradcheck_ok()) if result.error is None else result
+
+
+def _reaches(grad_fn) -> tuple[int, ...]:
+    if grad_fn is None:
+        return ()
+    leaves, nodes = _walk([grad_fn])
+    return tuple(sorted({id(t) for t in leaves} | set(nodes)))
+
+
+_DisableTorchFunction = torch._C.DisableTorchFunction
+
+
+# In the secure grader's judge, the objects rebuilt from a run's observations: object id ->
+# (the object, the Facts observed in the run). The checks then judge what was observed there
+# (provenance included), while plain test code sees real tensors.
+_judge_facts: dict[int, tuple[Any, Facts]] = {}
+
+
+def judge_facts(obj: Any, facts: Facts) -> None:
+    """Judge side: `obj` was rebuilt from `facts` (kept alive here, so ids stay unique)."""
+    _judge_facts[id(obj)] = (obj, facts)
+
+
+def forget_judge_facts() -> None:
+    _judge_facts.clear()
+
+
+def observe(obj: Any, name: str, *, probe_inputs: tuple[list[float], list[float]] | None = None) -> Facts:
+    """Plain data about one object from the student's namespace (torch function modes, which
+    could rewrite what tensors report, are switched off while reading)."""
+    if _isinstance(obj, Facts):
+        return obj
+    known = _judge_facts.get(id(obj))
+    if known is not None and known[0] is obj:
+        return known[1] if known[1].name == name else dataclasses.replace(known[1], name=name)
+    with _DisableTorchFunction():
+        return _observe(obj, name, probe_inputs)
+
+
+def _observe(obj: Any, name: str, probe_inputs) -> Facts:
+    kind_type = _type(obj)
+    if kind_type in _PLAIN_TENSOR_TYPES:
+        with warnings.catch_warnings():  # reading .grad of a non-leaf warns; we report it instead
+            warnings.simplefilter("ignore")
+            grad = _get_grad(obj)
+        grad_fn = _get_grad_fn(obj)
+        is_leaf = bool(_get_is_leaf(obj))
+        unreadable = _unreadable(obj)
+        if unreadable:
+            return Facts(name=name, kind="other", type_name=unreadable, ident=id(obj))
+        grad_kind = "none" if grad is None else ("tensor" if _type(grad) in _PLAIN_TENSOR_TYPES
+                                                 and not _unreadable(grad) else "other")
+        provenance = tracker.source(obj) if grad_kind != "none" else Provenance()
+        hooks = [getattr(obj, "_backward_hooks", None), getattr(obj, "_post_accumulate_grad_hooks", None)]
+        return Facts(
+            name=name, kind="tensor", type_name="Tensor", ident=id(obj),
+            data=_tensor_data(obj),
+            requires_grad=bool(_get_requires_grad(obj)), is_leaf=is_leaf,
+            grad_fn=None if grad_fn is None else _type(grad_fn).__name__,
+            node=id(grad_fn) if grad_fn is not None else 0,
+            reaches=_reaches(grad_fn),
+            direct=tuple(id(n) for n, _ in getattr(grad_fn, "next_functions", ()) if n is not None),
+            grad_kind=grad_kind,
+            grad=_tensor_data(grad) if grad_kind == "tensor" else None,
+            grad_source=provenance.source, backward_passes=provenance.passes,
+            grad_roots=provenance.roots, grad_seeded=provenance.seeded,
+            grad_through=provenance.through, grad_hooked=any(bool(h) for h in hooks),
+        )
+    if _isinstance(obj, _type) and _issubclass(obj, _FunctionBase) and obj is not _FunctionBase:
+        inputs, upstream = probe_inputs or _default_probe_inputs()
+        return Facts(name=name, kind="function", type_name=obj.__name__, ident=id(obj),
+                     probe=_probe_function(obj, list(inputs), list(upstream)))
+    type_name = f"class {obj.__name__}" if _isinstance(obj, _type) else kind_type.__name__
+    return Facts(name=name, kind="other", type_name=str(type_name)[:80], ident=id(obj))
+
+
+def observe_names(env: Mapping[str, Any], names, **kwargs) -> dict[str, Facts]:
+    """Facts for each of ``names`` that exists in ``env`` (missing names are left out)."""
+    return {name: observe(env[name], name, **kwargs) for name in names if name in env}
+
+
+_MISSING = object()
+_Module = torch.nn.Module
+_module_dicts = ("_parameters", "_buffers", "_modules")
+_object_getattribute = object.__getattribute__
+
+
+def lookup(env: Mapping[str, Any], name: str) -> Any:
+    """What `name` means in the student's namespace: a plain name, or a dotted path through
+    torch.nn modules to a parameter, buffer or submodule ("net.fc.weight"). Read from the
+    module's own tables, so a property of the student's class cannot answer instead."""
+    head, *path = name.split(".")
+    if head not in env:
+        return _MISSING
+    value = env[head]
+    for part in path:
+        if _type(value) is Stale or not _isinstance(value, _Module):
+            return _MISSING if _type(value) is not Stale else value
+        tables = [_object_getattribute(value, t) for t in _module_dicts]
+        value = next((table[part] for table in tables if part in table), _MISSING)
+        if value is _MISSING or value is None:
+            return _MISSING
+    return value
+
+
+def _facts(env: Mapping[str, Any], name: str) -> Facts:
+    value = lookup(env, name)
+    if value is _MISSING:
+        return Facts(name=name, kind="missing")
+    if _type(value) is Stale:
+        value._fail()
+    return observe(value, name)
+
+
+# ------------------------------------------------------------------ facts from plain data
+
+
+def _floats(value, limit=MAX_VALUES) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    if not _isinstance(value, (list, tuple)) or len(value) > limit:
+        raise ValueError("expected a list of numbers")
+    out = []
+    for v in value:
+        if _type(v) not in (int, float) or _type(v) is bool:
+            raise ValueError("expected a number")
+        try:
+            out.append(float(v))
+        except OverflowError:
+            raise ValueError("a number out of range") from None
+    return tuple(out)
+
+
+def _tensor_data_from_plain(d) -> TensorData | None:
+    if d is None:
+        return None
+    shape = d["shape"]
+    if not _isinstance(shape, list) or not all(_type(n) is int and n >= 0 for n in shape):
+        raise ValueError("bad shape")
+    values = _floats(d["values"])
+    if values is not None and len(values) != math.prod(shape):
+        raise ValueError("values do not match the shape")
+    return TensorData(dtype=_text(d["dtype"]), shape=tuple(shape), values=values,
+                      finite=_flag(d["finite"]))
+
+
+def _text(value, limit=300) -> str:
+    if _type(value) is not str:
+        raise ValueError("expected text")
+    return value[:limit]
+
+
+def _flag(value) -> bool:
+    if _type(value) is not bool:
+        raise ValueError("expected true/false")
+    return value
+
+
+def facts_from_plain(d: Mapping) -> Facts:
+    """Rebuild Facts from JSON data, validating every field (the data came from a sandbox)."""
+    if not _isinstance(d, Mapping):
+        raise TypeError("facts must be a mapping")
+    probe = d.get("probe")
+    if probe is not None:
+        probe = FunctionProbe(
+            inputs=_floats(probe["inputs"], 64), upstream=_floats(probe["upstream"], 64),
+            forward=_floats(probe["forward"], 64), grad_unit=_floats(probe["grad_unit"], 64),
+            grad_upstream=_floats(probe["grad_upstream"], 64),
+            gradcheck=None if probe["gradcheck"] is None else _flag(probe["gradcheck"]),
+            error=None if probe["error"] is None else _text(probe["error"]),
+            perturbed=_floats(probe.get("perturbed"), 2 * 64 * 64),
+            forward32=_floats(probe.get("forward32"), 64),
+            grad_upstream32=_floats(probe.get("grad_upstream32"), 64),
+        )
+    kind = _text(d["kind"])
+    if kind not in ("missing", "tensor", "function", "other"):
+        raise ValueError("bad kind")
+    grad_kind = _text(d["grad_kind"])
+    if grad_kind not in ("none", "tensor", "other"):
+        raise ValueError("bad grad kind")
+    grad_source = _text(d["grad_source"])
+    if grad_source not in ("autograd", "edited", "unknown"):
+        raise ValueError("bad grad source")
+    reaches = d["reaches"]
+    if not _isinstance(reaches, (list, tuple)) or not all(_type(i) is int for i in reaches):
+        raise ValueError("bad reaches")
+    direct = d.get("direct", [])
+    if not _isinstance(direct, (list, tuple)) or len(direct) > 1000 or not all(_type(i) is int for i in direct):
+        raise ValueError("bad direct")
+    if _type(d["ident"]) is not int or _type(d.get("node", 0)) is not int:
+        raise ValueError("bad ident")
+    passes = d.get("backward_passes", 0)
+    if _type(passes) is not int or passes < 0:
+        raise ValueError("bad backward_passes")
+    roots = d.get("grad_roots", [])
+    through = d.get("grad_through", [])
+    if not _isinstance(roots, (list, tuple)) or len(roots) > 1000 or not all(_type(i) is int for i in roots):
+        raise ValueError("bad grad_roots")
+    if not _isinstance(through, (list, tuple)) or len(through) > 100:
+        raise ValueError("bad grad_through")
+    if (kind == "tensor") != (d["data"] is not None) or (grad_kind == "tensor") != (d["grad"] is not None):
+        raise ValueError("kind and data disagree")
+    if (kind == "function") != (probe is not None):
+        raise ValueError("kind and probe disagree")
+    return Facts(
+        name=_text(d["name"], 100), kind=kind, type_name=_text(d["type_name"], 100),
+        ident=d["ident"], node=d.get("node", 0), data=_tensor_data_from_plain(d["data"]),
+        requires_grad=_flag(d["requires_grad"]), is_leaf=_flag(d["is_leaf"]),
+        grad_fn=None if d["grad_fn"] is None else _text(d["grad_fn"], 100),
+        reaches=tuple(reaches[:MAX_GRAPH_NODES]), direct=tuple(direct), grad_kind=grad_kind,
+        grad=_tensor_data_from_plain(d["grad"]), grad_source=grad_source,
+        backward_passes=passes, grad_roots=tuple(roots), grad_seeded=_flag(d.get("grad_seeded", False)),
+        grad_through=tuple(_text(t, 100) for t in through), grad_hooked=_flag(d.get("grad_hooked", False)),
+        probe=probe,
+    )
+
+
+# ------------------------------------------------------------------------ references
+
+
+def _as_float64(value) -> torch.Tensor:
+    if _isinstance(value, torch.Tensor):
+        return value.detach().to(torch.float64).clone()
+    return torch.tensor(value, dtype=torch.float64)
+
+
+_reference_cache: dict = {}
+
+
+def reference_gradients(reference: Callable[..., torch.Tensor], at: Mapping[str, Any]):
+    """Value of ``reference(**at)`` and its gradient for each argument, by autograd in float64.
+    Cached per reference code and point: a judge evaluates the same references for every student."""
+    key = None
+    if getattr(reference, "__closure__", True) is None:
+        key = (reference.__code__, tuple((k, _as_float64(v).numpy().tobytes()) for k, v in at.items()))
+        if key in _reference_cache:
+            return _reference_cache[key]
+    result = _reference_gradients(reference, at)
+    if key is not None and len(_reference_cache) < 10_000:
+        _reference_cache[key] = result
+    return result
+
+
+def _reference_gradients(reference, at):
+    leaves = {name: _as_float64(v).requires_grad_(True) for name, v in at.items()}
+    out = reference(**leaves)
+    grads = torch.autograd.grad(out, list(leaves.values()), allow_unused=True)
+    return out.detach(), {
+        name: (torch.zeros_like(leaf) if g is None else g.detach())
+        for (name, leaf), g in zip(leaves.items(), grads)
+    }
+
+
+def _close(values, reference: torch.Tensor) -> bool:
+    ref = reference.reshape(-1).tolist()
+    if values is None or len(values) != len(ref):
+        return False
+    return all(abs(s - r) <= ATOL + RTOL * abs(r) for s, r in zip(values, ref))
+
+
+def _nonzero(reference: torch.Tensor) -> bool:
+    return bool((reference.abs() > ATOL).any())
+
+
+def _show(values: tuple[float, ...] | None, shape: tuple[int, ...], reference=None) -> str:
+    """The student's own numbers (never the reference's); for a vector, where it goes wrong."""
+    if values is None:
+        return "(too large to show)"
+    if not shape:
+        return f"{values[0]:g}"
+    if reference is not None:
+        ref = reference.reshape(-1).tolist()
+        for i, (v, r) in enumerate(zip(values, ref)):
+            if abs(v - r) > ATOL + RTOL * abs(r):
+                return f"off at some positions (element {i} is {v:g})"
+    shown = ", ".join(f"{v:g}" for v in values[:4])
+    return f"[{shown}{', ...' if len(values) > 4 else ''}]"
+
+
+def _require_output_value(env, of: str, ref_value: torch.Tensor) -> None:
+    """The gradient is right; is the function itself the one asked for (y = x**2 + 100 is not)?"""
+    out = _facts(env, of)
+    if out.kind != "tensor" or out.data.values is None or out.data.shape != tuple(ref_value.shape):
+        return
+    if not _close(out.data.values, ref_value):
+        _fail(f"The gradient is right at this point, but `{of}` is {_show(out.data.values, out.data.shape)}, "
+              f"which is not the value of the function the exercise asks for. Compute `{of}` "
+              f"exactly as the exercise says.")
+
+
+# --------------------------------------------------------------------------- checks
+
+_INT_DTYPES = ("torch.int", "torch.uint", "torch.bool", "torch.long", "torch.short")
+
+
+def _fail(message: str):
+    raise CheckFailed(message)
+
+
+def _require_tensor(env, name: str) -> Facts:
+    f = _facts(env, name)
+    if f.kind == "missing":
+        _fail(f"`{name}` is not defined yet. Run this question's cells, in order, before checking.")
+    if f.kind != "tensor":
+        if f.type_name == "ellipsis":
+            _fail(f"`{name}` is still `...`: replace the ... with your code, then run the cell.")
+        what = f"the {f.type_name} itself" if f.type_name.startswith("class ") else f"a {f.type_name}"
+        _fail(f"`{name}` should be a torch tensor, but it is {what}. "
+              f"Create it with torch.tensor(...) or another torch function.")
+    return f
+
+
+def _require_grad_tracking(f: Facts) -> None:
+    if f.data.dtype.startswith(_INT_DTYPES):
+        _fail(f"`{f.name}` holds whole numbers ({f.data.dtype}), and autograd only works with "
+              f"floating point numbers. Write the number with a decimal point, "
+              f"e.g. torch.tensor(2.0, requires_grad=True).")
+    if not f.requires_grad:
+        _fail(f"`{f.name}` does not track gradients. Create it with requires_grad=True.")
+
+
+def check_tensor(env, name: str, *, requires_grad: bool = False, leaf: bool = False,
+                 shape: tuple[int, ...] | None = None) -> Facts:
+    """`name` exists and is a tensor; optionally tracks gradients, is a leaf, has a shape."""
+    f = _require_tensor(env, name)
+    if requires_grad:
+        _require_grad_tracking(f)
+    if leaf and not f.is_leaf:
+        _fail(f"`{name}` should be a leaf tensor that you create directly with "
+              f"requires_grad=True, but it was computed from other tensors.")
+    if shape is not None and f.data.shape != tuple(shape):
+        _fail(f"`{name}` has shape {f.data.shape}, but this exercise needs shape {tuple(shape)}.")
+    return f
+
+
+def check_computed_from(env, out: str, leaf: str, *, scalar: bool = False) -> Facts:
+    """`out` was computed by autograd-tracked operations from the leaf tensor `leaf`."""
+    source = check_tensor(env, leaf, requires_grad=True)
+    f = check_tensor(env, out)
+    if f.grad_fn is None:
+        _fail(f"`{out}` has no grad_fn, so autograd cannot differentiate it. Compute it from "
+              f"`{leaf}` with torch operations (not .item(), numpy or Python numbers).")
+    if (source.ident if source.is_leaf else source.node) not in f.reaches:
+        _fail(f"`{out}` was not computed from this `{leaf}`. Run the cells of this question "
+              f"in order: create `{leaf}` first, then compute `{out}` from it.")
+    if scalar and f.data.shape != ():
+        _fail(f"`{out}` has shape {f.data.shape}; backward() needs a single number. "
+              f"Add the values up first, e.g. with .sum().")
+    return f
+
+
+def check_value(env, name: str, *, reference: Callable[..., torch.Tensor], at: Mapping[str, Any]) -> Facts:
+    """`name` holds the values of reference(**at) (e.g. Y = x**2 at every point of x)."""
+    f = _require_tensor(env, name)
+    with torch.no_grad():
+        ref = _as_float64(reference(**{k: _as_float64(v) for k, v in at.items()}))
+    if f.data.shape != tuple(ref.shape):
+        _fail(f"`{name}` has shape {f.data.shape}, but it should have shape {tuple(ref.shape)}. "
+              f"Compute it elementwise from the tensor the exercise gives.")
+    if not _close(f.data.values, ref):
+        _fail(f"`{name}` does not hold the values the exercise asks for. Compute `{name}` exactly "
+              f"as the exercise says, from the tensor you created.")
+    return f
+
+
+def _require_grad(env, name: str, of: str, functions: tuple[str, ...] = ()) -> Facts:
+    f = _require_tensor(env, name)
+    if f.grad_kind == "none":
+        if not f.requires_grad:
+            _require_grad_tracking(f)
+        if not f.is_leaf:
+            _fail(f"`{name}.grad` is None because `{name}` is not a leaf tensor: it was computed "
+                  f"from other tensors, and autograd only fills .grad of leaves. Create `{name}` "
+                  f"directly with requires_grad=True (or call {name}.retain_grad() before backward()).")
+        _fail(f"`{name}.grad` is None: autograd has not computed it yet. "
+              f"Call {of}.backward() first, then read {name}.grad.")
+    if f.grad_kind != "tensor":
+        _fail(f"`{name}.grad` is not a tensor. Let autograd fill it in by calling {of}.backward().")
+    if f.grad_source != "autograd":   # "unknown" only when the tracking was switched off
+        _fail(f"`{name}.grad` was set or changed by hand, not by autograd. Remove that line and "
+              f"let {of}.backward() compute the gradient. (If you did not touch it, run the "
+              f"notebook from the top: the first cell must run before backward() for the checks "
+              f"to see it.)")
+    _require_pass_from(env, f, of, functions)
+    return f
+
+
+def _started_at(env, out: Facts, root: int) -> bool:
+    """A pass from `root` is a pass from `out`: root is out itself, or `out` is the sum of the
+    root tensor (the sum trick, Y.backward(torch.ones_like(Y)) for y = Y.sum(); a seed other
+    than ones is refused separately)."""
+    if root == out.ident:
+        return True
+    if out.grad_fn != "SumBackward0" or len(out.direct) != 1:
+        return False
+    for value in env.values():
+        f = observe(value, "") if _isinstance(value, (torch.Tensor, Facts)) else None
+        if f is not None and f.kind == "tensor" and f.ident == root and not f.is_leaf:
+            return f.node == out.direct[0]
+    return False
+
+
+def _all_passes_from(env, f: Facts, of: str) -> None:
+    """Every pass that added up in the gradient started at `of` (value check only: a hand-made
+    gradient from another root, then a pass from `of` that adds nothing, is not autograd's)."""
+    out = _facts(env, of)
+    if out.kind == "tensor" and f.grad_roots and not all(_started_at(env, out, r) for r in f.grad_roots):
+        _fail(_ran_more_than_once(name=f.name, of=of, times=max(f.backward_passes, 2)))
+
+
+def _ran_more_than_once(name: str, of: str, times: int) -> str:
+    return (f"backward() ran {times} times, so `{name}.grad` adds up {times} passes (a gradient "
+            f"accumulates until you clear it). Set {name}.grad = None before calling {of}.backward() "
+            f"again, or run the question's cells once, in order.")
+
+
+def _require_pass_from(env, f: Facts, of: str, functions: tuple[str, ...] = ()) -> None:
+    """Provenance: the gradient came from backward passes started at `of` itself, with a unit
+    seed, through built-in operations, with no hook on the tensor to rewrite it."""
+    name = f.name
+    if f.grad_hooked:
+        _fail(f"`{name}` has a hook that can change its gradient. Remove the hook and let "
+              f"{of}.backward() compute `{name}.grad`.")
+    if f.grad_seeded:
+        _fail(f"`{name}.grad` comes from a backward pass given its own starting gradient. Call "
+              f"{of}.backward() without arguments (for a single number it starts from 1).")
+    if set(f.grad_through) - set(functions):
+        _fail(f"`{name}.grad` was computed through your own autograd Function "
+              f"({', '.join(sorted(set(f.grad_through) - set(functions)))}). Compute `{of}` with "
+              f"ordinary torch operations here.")
+    out = _facts(env, of)
+    if f.grad_roots and out.kind == "tensor" and not any(_started_at(env, out, r) for r in f.grad_roots):
+        _fail(f"`{name}.grad` was not computed by calling {of}.backward() on the `{of}` you have now: "
+              f"backward() ran on another tensor, or `{of}` was assigned again afterwards. Compute "
+              f"`{of}` from `{name}`, then call {of}.backward().")
+
+
+def check_backward_called(env, name: str, *, of: str, functions: tuple[str, ...] = ()) -> Facts:
+    """backward() on `of` has filled `name`.grad (and nobody overwrote it afterwards); the pass
+    may go through the student's own autograd Functions named in `functions`."""
+    return _require_grad(env, name, of, tuple(functions))
+
+
+def check_grad_value(env, name: str, *, of: str, reference: Callable[..., torch.Tensor],
+                     at: Mapping[str, Any], functions: tuple[str, ...] = ()) -> Facts:
+    """`name`.grad equals d reference / d name at the point `at`, as computed by autograd from
+    `of` (through the student's own autograd Functions only if named in `functions`)."""
+    f = _require_grad(env, name, of, tuple(functions))
+    ref_value, ref_grads = reference_gradients(reference, at)
+    times = f.backward_passes
+    if times > 1 and _close(f.grad.values, ref_grads[name] * times) if f.grad.values is not None else False:
+        _fail(_ran_more_than_once(name, of, times))
+    _all_passes_from(env, f, of)
+    ref = ref_grads[name]
+    if f.grad.shape != tuple(ref.shape):
+        _fail(f"`{name}.grad` has shape {f.grad.shape}, but `{name}` should have shape "
+              f"{tuple(ref.shape)}. Check how you created `{name}`.")
+    if not f.grad.finite:
+        _fail(f"`{name}.grad` contains nan or inf. Check for a division by zero or a log of "
+              f"zero in `{of}`.")
+    if _close(f.grad.values, ref):
+        _require_output_value(env, of, ref_value)
+        return f
+    got = _show(f.grad.values, f.grad.shape)
+    wrong_point = _wrong_point(env, at)
+    if wrong_point is not None:
+        where, student_at = wrong_point
+        _, grads_there = reference_gradients(reference, student_at)
+        if _close(f.grad.values, grads_there[name]):
+            _fail(f"`{name}.grad` is the right derivative, but at {where}: the exercise asks for "
+                  f"it at a different point. Check the values you created the tensors with.")
+    if _nonzero(ref):
+        times = f.backward_passes
+        if times > 1 and _close(f.grad.values, ref * times):
+            _fail(_ran_more_than_once(name, of, times))
+        if _close(f.grad.values, -ref):
+            _fail(f"`{name}.grad` is {got}, which has the wrong sign. Check the signs in `{of}`.")
+    if ref.dim() == 0 and ref_value.dim() == 0 and not _close((float(ref_value),), ref) \
+            and _close(f.grad.values, ref_value.reshape(1)):
+        _fail(f"`{name}.grad` is {got}, which is the value of the function the exercise asks "
+              f"for, not its derivative. Compute `{of}` as the exercise says and call backward().")
+    _fail(f"`{name}.grad` is {_show(f.grad.values, f.grad.shape, ref)}, which is not the right derivative. Check that `{of}` is "
+          f"computed exactly as the exercise says, then run the question's cells again in order.")
+
+
+def _wrong_point(env, at: Mapping[str, Any]):
+    """Where the student's tensors differ from the exercise's point: (description, point)."""
+    student_at, differs = {}, []
+    for arg, value in at.items():
+        f = _facts(env, arg)
+        if f.kind != "tensor" or f.data.values is None:
+            return None
+        expected = _as_float64(value)
+        if f.data.shape != tuple(expected.shape):
+            return None
+        student = torch.tensor(f.data.values, dtype=torch.float64).reshape(f.data.shape)
+        student_at[arg] = student
+        if not _close(f.data.values, expected):
+            differs.append(f"{arg} = {_show(f.data.values, f.data.shape)}")
+    if not differs:
+        return None
+    return ", ".join(differs), student_at
+
+
+# ------------------------------------------------------------- custom autograd Functions
+
+
+def _require_function(env, name: str) -> Facts:
+    f = _facts(env, name)
+    if f.kind == "missing":
+        _fail(f"`{name}` is not defined yet. Run the cell that defines the class `{name}`.")
+    if f.kind != "function":
+        if f.type_name == "ellipsis":
+            _fail(f"`{name}` is still `...`: replace the ... with your class definition.")
+        if f.type_name.startswith("class "):
+            _fail(f"`{name}` is a class, but it does not subclass torch.autograd.Function. "
+                  f"Define it as: class {name}(torch.autograd.Function): ...")
+        _fail(f"`{name}` should be a class that subclasses torch.autograd.Function, "
+              f"but it is a {f.type_name}.")
+    return f
+
+
+def _probe_ran(f: Facts) -> FunctionProbe:
+    p = f.probe
+    if p.error is not None:
+        _fail(f"Calling {f.name}.apply(t) and differentiating it did not work: {p.error}. Check that "
+              f"forward and backward are @staticmethods taking ctx, that forward saves its input "
+              f"with ctx.save_for_backward, and that both return tensors.")
+    return p
+
+
+def check_function(env, name: str) -> Facts:
+    """`name` is a torch.autograd.Function whose apply and backward run on a float tensor."""
+    f = _require_function(env, name)
+    _probe_ran(f)
+    return f
+
+
+def _reference_probe(reference, p: FunctionProbe):
+    t = torch.tensor(p.inputs, dtype=torch.float64, requires_grad=True)
+    out = reference(t)
+    (g_unit,) = torch.autograd.grad(out, t, grad_outputs=torch.ones_like(out), retain_graph=True)
+    (g_up,) = torch.autograd.grad(out, t, grad_outputs=torch.tensor(p.upstream, dtype=torch.float64))
+    return out.detach(), g_unit, g_up
+
+
+def check_function_forward(env, name: str, *, reference: Callable[[torch.Tensor], torch.Tensor]) -> Facts:
+    """`name`.apply(t) gives the same values as reference(t)."""
+    f = _require_function(env, name)
+    p = _probe_ran(f)
+    out, _, _ = _reference_probe(reference, p)
+    if not _close(p.forward, out) or (p.forward32 is not None and not _close(p.forward32, out)):
+        _fail(f"{name}.apply(t) returns the wrong values. Check what forward() computes "
+              f"from its input.")
+    if p.forward32 is None:
+        _fail(f"{name}.apply(t) does not work on an ordinary float32 tensor. Make forward work for "
+              f"any floating point tensor.")
+    return f
+
+
+def check_function_gradcheck(env, name: str) -> Facts:
+    """torch.autograd.gradcheck (float64) accepts `name`: backward matches forward."""
+    f = _require_function(env, name)
+    p = _probe_ran(f)
+    if not p.gradcheck_ok():   # the judge's own arithmetic on the numbers, not the run's verdict
+        _fail(f"torch.autograd.gradcheck finds that {name}.backward() does not match "
+              f"{name}.forward(): the gradient it returns is not the derivative of what forward "
+              f"returns. Work out the derivative of forward by hand and compare.")
+    return f
+
+
+def check_function_upstream(env, name: str, *, reference: Callable[[torch.Tensor], torch.Tensor]) -> Facts:
+    """With a non-unit incoming gradient, `name`.backward returns grad_output * local derivative."""
+    f = _require_function(env, name)
+    p = _probe_ran(f)
+    _, g_unit, g_up = _reference_probe(reference, p)
+    if _close(p.grad_upstream, g_up) and p.grad_upstream32 is not None and _close(p.grad_upstream32, g_up):
+        return f
+    if _close(p.grad_upstream, g_unit):
+        _fail(f"{name}.backward() ignores grad_output, the gradient flowing in from later "
+              f"operations. By the chain rule it must return grad_output times the local "
+              f"derivative.")
+    _fail(f"{name}.backward() returns the wrong gradient when the incoming gradient is not 1. "
+          f"Return grad_output multiplied by the derivative of forward at the saved input.")
