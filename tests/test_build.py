@@ -202,3 +202,25 @@ def test_plain_otter_test_that_raises_on_student_data_is_reported_to_staff(tmp_p
     (case,) = [t for t in result.question("q1").tests if t.name == "test_q1_backward_called"]
     assert "AttributeError" not in case.hint and "could not run" in case.hint
     assert batch_stats(summary.results).test_errors == [("q1", "test_q1_backward_called", errors[0][2], 1)]
+
+
+# A test otter run passes on the solution but the secure grader cannot judge, and a word the
+# gate's message must name.
+UNSUPPORTED_TESTS = {
+    "function_called": ("test_q4_upstream_gradient",
+                        "def test_q4_upstream_gradient(SQ):\n    import torch\n"
+                        "    assert float(SQ.apply(torch.tensor(3.0))) == 9.0", "autograd Function SQ directly"),
+    "gradcheck_in_test": ("test_q4_upstream_gradient",
+                          "def test_q4_upstream_gradient(SQ):\n    import torch\n"
+                          "    t = torch.tensor([0.5, 1.5], dtype=torch.float64, requires_grad=True)\n"
+                          "    assert torch.autograd.gradcheck(SQ.apply, (t,))", "autograd Function SQ directly"),
+}
+
+
+@pytest.mark.parametrize("construct", sorted(UNSUPPORTED_TESTS))
+def test_gate_refuses_each_unsupported_construct(tmp_path, construct):
+    name, source, words = UNSUPPORTED_TESTS[construct]
+    root, nb = _master_copy(tmp_path)
+    _replace_test(nb, name, source)
+    message = _build_error(root, nb)
+    assert name in message and words in message and "full marks" in message
