@@ -188,6 +188,17 @@ ATTACKS = {
     "format_on_parameter": "def f(t, x):\n    return t.format(x)\nt = '{}'\nprint(t.format(1))\n",
     "format_on_loop_variable": "t = '{}'\nfor t in [t]:\n    print(t.format(1))\n",
     "module_alias_reused": "import torch as t\ndef f(t):\n    return t\nt.ops\n",
+    # found by the third red team: the caller decides what a method's first parameter is
+    "lambda_default_self": "class P:\n    def keep(self):\n        self.gi_frame = 1\n"
+                           "    def read(self, reader=lambda self: self.gi_frame):\n        return reader\n",
+    "setup_context_forward": "import torch\nclass R(torch.autograd.Function):\n    @staticmethod\n"
+                             "    def forward(ctx):\n        return ctx.gi_frame\n    @staticmethod\n"
+                             "    def setup_context(ctx, inputs, output):\n        ctx.gi_frame = 1\n"
+                             "R.apply(torch.ones(1))\n",
+    "getattr_unbound_method": "class P:\n    def get(self):\n        return self.gi_frame\n    def put(self):\n"
+                              "        self.gi_frame = 1\ngetattr(P, 'get')((i for i in ()))\n",
+    "getattr_module_member": "import torch\ngetattr(torch, 'load')\n",
+    "format_nested_field": "print('{0:{1.__class__}}'.format('a', 1))\n",
 }
 
 

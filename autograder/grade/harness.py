@@ -274,6 +274,7 @@ def run_cells(job, skip: set[int], recorder: Recorder) -> None:
     last_bound: dict[str, tuple[int, bool]] = {}
     recorder.emit({"t": "mode", "m": runner.mode})
     integrity = Integrity()
+    integrity.watch.append((recorder, dict(vars(recorder)), True))   # its emit can be shadowed per instance
     sys.addaudithook(_no_introspection)
     in_namespace = os.getpid() == 1   # then /proc shows just this submission's processes
     activity = _activity()

@@ -94,7 +94,7 @@ BASE_MEMBERS = {"torch.autograd": {"Function"}, "torch.nn": None}
 
 
 # The methods of an autograd Function that autograd calls with its own ctx object.
-CTX_METHODS = frozenset({"forward", "backward", "setup_context", "jvp", "vjp", "vmap"})
+CTX_METHODS = frozenset({"forward", "backward", "setup_context", "jvp", "vjp"})
 _PROPERTY_PARTS = ("setter", "getter", "deleter")
 
 
@@ -117,7 +117,7 @@ def _rebinds(function: ast.AST, name: str) -> bool:
     return False
 
 
-def own_receiver(method: ast.AST, function_class: bool) -> str | None:
+def own_receiver(method: ast.AST, function_class: bool, forward_takes_ctx: bool = True) -> str | None:
     """The parameter through which a method reaches an object of the notebook's own making:
     self of a plain method or property, cls of a classmethod, ctx of an autograd Function's
     forward/backward. None where any caller could pass anything there (a staticmethod, a
@@ -138,6 +138,8 @@ def own_receiver(method: ast.AST, function_class: bool) -> str | None:
     if decorators == ["staticmethod"]:
         if not (function_class and method.name in CTX_METHODS):
             return None
+        if method.name == "forward" and not forward_takes_ctx:
+            return None   # with a setup_context, autograd calls forward(*inputs): no ctx
     elif decorators not in ([], ["classmethod"], ["property"]):
         return None
     first = positional[0].arg
@@ -247,9 +249,13 @@ class _Bindings:
                 self.conflicts.add(name)
         self._ambiguous = other
         self._function_classes(class_nodes)
+        # one setup_context anywhere (a subclass may add it) and no forward takes a ctx
+        self.forward_takes_ctx = not any(isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))
+                                         and item.name == "setup_context"
+                                         for node in class_nodes for item in node.body)
         for node in class_nodes:
             for item in node.body:
-                receiver = own_receiver(item, node.name in self.function_classes)
+                receiver = own_receiver(item, node.name in self.function_classes, self.forward_takes_ctx)
                 if receiver is not None:
                     self.own_attributes |= _stored_on(item, receiver)
         self.classmethods = classmethods - plain   # names that are a classmethod in every class
@@ -385,16 +391,18 @@ class _CellScreen(ast.NodeVisitor):
         firsts = saved_firsts - names   # a parameter of the same name hides an outer self
         if self.in_class:
             function_class = self.class_name in self.bindings.function_classes
-            receiver = own_receiver(node, function_class)
+            receiver = own_receiver(node, function_class, self.bindings.forward_takes_ctx)
             if receiver is not None:
                 firsts = firsts | {receiver}
         self.firsts = firsts
-        was_in_class, self.in_class = self.in_class, False
+        self.params, self.firsts = saved, saved_firsts   # defaults and annotations: evaluated outside
         self.visit(args)
-        for child in node.body:
-            self.visit(child)
         if node.returns is not None:
             self.visit(node.returns)
+        self.params, self.firsts = saved | names, firsts
+        was_in_class, self.in_class = self.in_class, False
+        for child in node.body:
+            self.visit(child)
         self.params, self.firsts, self.in_class = saved, saved_firsts, was_in_class
 
     def visit_ClassDef(self, node):
@@ -431,7 +439,14 @@ class _CellScreen(ast.NodeVisitor):
         return False
 
     def visit_Lambda(self, node):
-        self.generic_visit(node)
+        self.visit(node.args)   # its defaults belong to the enclosing scope
+        args = node.args
+        names = {a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
+                 if a is not None}
+        saved, saved_firsts = self.params, self.firsts
+        self.params, self.firsts = saved | names, saved_firsts - names   # `lambda self: ...` is not self
+        self.visit(node.body)
+        self.params, self.firsts = saved, saved_firsts
 
     def visit_arg(self, node):
         if _is_dunder(node.arg):
@@ -532,7 +547,15 @@ class _CellScreen(ast.NodeVisitor):
             return
         if isinstance(func, ast.Name) and func.id in _CALL_ONLY:
             # allowed only as a direct call of this shape, never as a value (g = getattr)
-            if func.id in ("getattr", "hasattr"):
+            if func.id == "getattr" and self._literal_attribute(node):
+                # getattr(obj, "name") reads what obj.name reads: screen it as that
+                attribute = ast.copy_location(ast.Attribute(value=node.args[0], attr=node.args[1].value,
+                                                            ctx=ast.Load()), node)
+                self.visit(attribute)
+                for child in [*node.args[2:], *node.keywords]:
+                    self.visit(child)
+                return
+            if func.id == "hasattr":
                 self._literal_attribute(node)
             elif func.id == "super":
                 self._super_call(node)
@@ -573,14 +596,17 @@ class _CellScreen(ast.NodeVisitor):
         return (isinstance(receiver, ast.Call) and isinstance(receiver.func, ast.Name)
                 and receiver.func.id in self.bindings.classes)
 
-    def _literal_attribute(self, node: ast.Call) -> None:
+    def _literal_attribute(self, node: ast.Call) -> bool:
+        """Is the attribute name a literal one a lab needs? (flagged when not)"""
         name = node.args[1] if len(node.args) > 1 else None
-        if not (isinstance(name, ast.Constant) and isinstance(name.value, str)):
+        if not (isinstance(name, ast.Constant) and isinstance(name.value, str)) or node.keywords:
             self.flag(node, f"`{node.func.id}` with a computed attribute name")
-            return
+            return False
         attr = name.value
         if attr.startswith("_") or attr not in self.policy.attributes:
             self.flag(node, f"`{node.func.id}(..., {attr!r})`: the attribute `.{attr}` is not one a lab needs")
+            return False
+        return True
 
     def _format_call(self, node: ast.Call) -> None:
         receiver = node.func.value
@@ -593,15 +619,21 @@ class _CellScreen(ast.NodeVisitor):
             self.flag(node, "`.format` on a string the screen cannot see (use an f-string)")
             return
         for template in templates:
-            try:
-                fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
-            except ValueError:
-                self.flag(node, "`.format` with a malformed template")
-                return
-            for field_name in fields:
-                if "." in field_name or "[" in field_name:
-                    self.flag(node, f"`.format` field `{{{field_name}}}` reads attributes or items by name")
+            pending = [template]
+            while pending:   # a format spec may hold replacement fields of its own: {0:{1.x}}
+                try:
+                    parsed = list(string.Formatter().parse(pending.pop()))
+                except ValueError:
+                    self.flag(node, "`.format` with a malformed template")
                     return
+                for _, field_name, spec, _ in parsed:
+                    if field_name is None:
+                        continue
+                    if "." in field_name or "[" in field_name:
+                        self.flag(node, f"`.format` field `{{{field_name}}}` reads attributes or items by name")
+                        return
+                    if spec:
+                        pending.append(spec)
 
     def _ipython_call(self, node: ast.Call) -> bool:
         """get_ipython().run_line_magic / run_cell_magic / system / getoutput, as IPython's
