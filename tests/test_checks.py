@@ -705,7 +705,7 @@ def test_function_not_a_function_subclass(check, kwargs, value, type_name):
 
 @pytest.mark.parametrize("cls, details", [
     (SQReturnsNone, ["NoneType", "tensor"]),
-    (SQSums, ["shape () for an input of shape (6,)"]),
+    (SQSums, ["forward returned shape () for an input of shape ("]),
     (SQForgetsToSave, ["ValueError", "not enough values to unpack"]),
 ], ids=["returns-None", "wrong-shape", "backward-raises"])
 @pytest.mark.parametrize("check, kwargs", FUNCTION_CHECKS, ids=FUNCTION_CHECK_IDS)
@@ -758,12 +758,15 @@ def test_function_correct_passes_all_four():
 def test_function_probe_contents():
     facts = ac.observe(SQ, "SQ")
     p = facts.probe
-    assert len(p.inputs) == 6 and len(p.upstream) == 6
+    assert 3 <= len(p.inputs) <= 8 and len(p.upstream) == len(p.inputs)
     assert p.forward == pytest.approx([i * i for i in p.inputs])
     assert p.grad_unit == pytest.approx([2 * i for i in p.inputs])
     assert p.grad_upstream == pytest.approx([2 * i * u for i, u in zip(p.inputs, p.upstream)])
-    # deterministic probe inputs, and custom ones are honoured
-    assert ac.observe(SQ, "SQ").probe.inputs == p.inputs
+    # the float32 probe goes one number at a time, as the lab uses SQ.apply(x)
+    assert p.forward32 == pytest.approx([i * i for i in p.inputs], rel=1e-5)
+    assert p.grad_upstream32 == pytest.approx([2 * i * u for i, u in zip(p.inputs, p.upstream)], rel=1e-5)
+    # a Function cannot learn the probe's shape: it changes from one observation to the next
+    assert len({len(ac.observe(SQ, "SQ").probe.inputs) for _ in range(20)}) > 1
     custom = ac.observe(SQ, "SQ", probe_inputs=([1.0, 2.0], [3.0, 4.0])).probe
     assert custom.inputs == (1.0, 2.0) and custom.grad_upstream == pytest.approx([6.0, 16.0])
 
@@ -1232,3 +1235,30 @@ def test_every_public_check_is_in_the_readme_reference():
     assert listed == public
     for name in public:
         assert f"ac.{name}(env" in readme, f"{name} has no example"
+
+
+def test_judge_probe_size_depends_on_the_submission():
+    from autograder.grade.judge import PROBE_SIZES, probe_inputs
+
+    sizes = {len(probe_inputs(f"seed-{n}")[0]) for n in range(30)}
+    assert len(sizes) > 2 and min(sizes) >= PROBE_SIZES[0] and max(sizes) <= PROBE_SIZES[1]
+    assert probe_inputs("same") == probe_inputs("same")
+
+
+class SQOnlyForSix(torch.autograd.Function):
+    """Honest only when the input has 6 numbers (the red team's probe-shaped Function)."""
+
+    @staticmethod
+    def forward(ctx, i):
+        ctx.save_for_backward(i)
+        return i ** 2
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (i,) = ctx.saved_tensors
+        return grad_output * 2 * i if i.numel() == 6 else grad_output * 0
+
+
+def test_function_honest_only_for_one_shape_fails_the_probe():
+    with pytest.raises(ac.CheckFailed):
+        ac.check_function_upstream({"SQ": SQOnlyForSix}, "SQ", reference=lambda t: t ** 2)

@@ -22,14 +22,15 @@ from .screen import Screened
 from .values import Rebuilder, UnsupportedInJudge
 
 _CHECK_CALL = re.compile(r"""grader\s*\.\s*check\s*\(\s*["']([^"']+)["']""")
-PROBE_SIZE = 6
+PROBE_SIZES = (3, 8)   # probe vectors have 3 to 8 elements, chosen per submission
 
 
 def probe_inputs(seed: str) -> list[list[float]]:
     """Inputs (and a non-unit upstream gradient) for custom Functions, chosen per submission."""
     rng = random.Random(seed)
-    inputs = [round(rng.uniform(-2.0, 2.0), 6) for _ in range(PROBE_SIZE)]
-    upstream = [round(rng.choice((-1, 1)) * rng.uniform(1.5, 3.0), 6) for _ in range(PROBE_SIZE)]
+    size = rng.randint(*PROBE_SIZES)   # so that a Function cannot tell a probe by its shape
+    inputs = [round(rng.uniform(-2.0, 2.0), 6) for _ in range(size)]
+    upstream = [round(rng.choice((-1, 1)) * rng.uniform(1.5, 3.0), 6) for _ in range(size)]
     return [inputs, upstream]
 
 

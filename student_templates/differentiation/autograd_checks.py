@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import warnings
 import weakref
 from dataclasses import dataclass
@@ -401,9 +402,11 @@ def _unreadable(t) -> str:
 
 
 def _default_probe_inputs() -> tuple[list[float], list[float]]:
-    gen = torch.Generator().manual_seed(20261127)
-    inputs = torch.rand(6, generator=gen, dtype=torch.float64) * 4 - 2
-    upstream = torch.rand(6, generator=gen, dtype=torch.float64) * 3 + 0.5
+    # a fresh size and values each time: a Function cannot recognise the probe by its shape
+    gen = torch.Generator().manual_seed(int.from_bytes(os.urandom(6), "little"))
+    size = int(torch.randint(3, 9, (), generator=gen))
+    inputs = torch.rand(size, generator=gen, dtype=torch.float64) * 4 - 2
+    upstream = torch.rand(size, generator=gen, dtype=torch.float64) * 3 + 0.5
     return inputs.tolist(), upstream.tolist()
 
 
@@ -442,12 +445,18 @@ def _probe_function(cls, inputs: list[float], upstream: list[float]) -> Function
                     raise ValueError("forward returned a different shape for another input")
                 perturbed.extend(values)
         probe["perturbed"] = tuple(perturbed)
-        t32 = _new_tensor(inputs, dtype=torch.float32, requires_grad=True)
-        out32 = cls.apply(t32)
-        if _type(out32) in _PLAIN_TENSOR_TYPES and tuple(_get_shape(out32)) == tuple(_get_shape(t32)):
-            probe["forward32"] = _tensor_data(out32).values
-            (g32,) = _autograd_grad(out32, t32, grad_outputs=_new_tensor(upstream, dtype=torch.float32))
-            probe["grad_upstream32"] = _tensor_data(g32).values
+        # float32 and one number at a time, as the lab itself uses a Function (SQ.apply(x))
+        forward32, grad32 = [], []
+        for value, seed in zip(inputs, upstream):
+            t32 = _new_tensor(value, dtype=torch.float32, requires_grad=True)
+            out32 = cls.apply(t32)
+            if _type(out32) not in _PLAIN_TENSOR_TYPES or tuple(_get_shape(out32)) != ():
+                break
+            (g32,) = _autograd_grad(out32, t32, grad_outputs=_new_tensor(seed, dtype=torch.float32))
+            forward32 += _tensor_data(out32).values
+            grad32 += _tensor_data(g32).values
+        else:
+            probe["forward32"], probe["grad_upstream32"] = tuple(forward32), tuple(grad32)
     except Exception as exc:  # the student's Function failed: that is the finding
         probe["error"] = _short_error(exc)
     result = FunctionProbe(**probe)
@@ -533,12 +542,37 @@ def observe_names(env: Mapping[str, Any], names, **kwargs) -> dict[str, Facts]:
     return {name: observe(env[name], name, **kwargs) for name in names if name in env}
 
 
+_MISSING = object()
+_Module = torch.nn.Module
+_module_dicts = ("_parameters", "_buffers", "_modules")
+_object_getattribute = object.__getattribute__
+
+
+def lookup(env: Mapping[str, Any], name: str) -> Any:
+    """What `name` means in the student's namespace: a plain name, or a dotted path through
+    torch.nn modules to a parameter, buffer or submodule ("net.fc.weight"). Read from the
+    module's own tables, so a property of the student's class cannot answer instead."""
+    head, *path = name.split(".")
+    if head not in env:
+        return _MISSING
+    value = env[head]
+    for part in path:
+        if _type(value) is Stale or not _isinstance(value, _Module):
+            return _MISSING if _type(value) is not Stale else value
+        tables = [_object_getattribute(value, t) for t in _module_dicts]
+        value = next((table[part] for table in tables if part in table), _MISSING)
+        if value is _MISSING or value is None:
+            return _MISSING
+    return value
+
+
 def _facts(env: Mapping[str, Any], name: str) -> Facts:
-    if name not in env:
+    value = lookup(env, name)
+    if value is _MISSING:
         return Facts(name=name, kind="missing")
-    if _type(env[name]) is Stale:
-        env[name]._fail()
-    return observe(env[name], name)
+    if _type(value) is Stale:
+        value._fail()
+    return observe(value, name)
 
 
 # ------------------------------------------------------------------ facts from plain data
