@@ -507,13 +507,13 @@ def test_150mb_output_string_costs_a_fraction_of_the_file():
     assert seconds < 30, f"{seconds:.1f} s"
 
 
-def test_two_million_output_items_cost_a_fraction_of_the_file():
+def test_half_a_million_output_items_cost_a_fraction_of_the_file():
     item = b'{"name": "stdout", "output_type": "stream", "text": "epoch 0000001 loss 0.123456\\n"}'
-    data = _with_output(_solution(), b"[" + b",".join([item] * 2_000_000) + b"]")
-    assert len(data) > 150 * 2**20
+    data = _with_output(_solution(), b"[" + b",".join([item] * 500_000) + b"]")
+    assert len(data) > 35 * 2**20
     cells, peak = _peak_memory(lambda: _reader().read_cells(data))
     assert cells == _solution_cells()
-    # measured: about 0.02x (3 MB): events are read 64 KB of text at a time and dropped
+    # events are read 64 KB of text at a time and dropped (measured on 2M items: about 0.02x)
     assert peak < len(data) // 4, f"peak {peak / len(data):.3f}x the file size ({peak >> 20} MB)"
 
 
