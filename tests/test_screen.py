@@ -66,6 +66,7 @@ HONEST = {
     "alias_used_plainly": "import torch as t\nx = t.ones(2)\n",
     "parameters_loop": "import torch\nnet = torch.nn.Linear(1, 1)\nfor p in net.parameters():\n    p.grad = None\n"
                        "net.weight = torch.nn.Parameter(torch.ones(1, 1))\n",
+    "pyplot_and_pylab": "import matplotlib.pylab as plt\nimport matplotlib.pyplot as plt\nplt.plot([1], [2])\n",
     "matplotlib_rc": "import matplotlib.pyplot as plt\nplt.rcParams['figure.figsize'] = (4, 3)\n",
 }
 
@@ -187,6 +188,9 @@ ATTACKS = {
     "grad_store_on_imported_class": "from torch.nn import Parameter\nParameter.grad = property(print)\n",
     "format_on_parameter": "def f(t, x):\n    return t.format(x)\nt = '{}'\nprint(t.format(1))\n",
     "format_on_loop_variable": "t = '{}'\nfor t in [t]:\n    print(t.format(1))\n",
+    "store_on_two_module_alias": "import matplotlib.pylab as plt\nimport matplotlib.pyplot as plt\n"
+                                 "plt.Figure.data = 1\n",
+    "two_module_alias_as_value": "import matplotlib.pylab as plt\nimport matplotlib.pyplot as plt\nprint(plt)\n",
     "module_alias_reused": "import torch as t\ndef f(t):\n    return t\nt.ops\n",
     # found by the third red team: the caller decides what a method's first parameter is
     "lambda_default_self": "class P:\n    def keep(self):\n        self.gi_frame = 1\n"

@@ -171,6 +171,7 @@ class _Bindings:
         self.members: dict[str, set] = {}             # name -> (module, member) it imports
         self.function_classes: set[str] = set()       # own classes that are autograd Functions
         self.conflicts: set[str] = set()              # names bound to a module and to other things
+        self.multi_module: set[str] = set()           # names bound to two different modules
         self.binding_count: dict[str, int] = {}       # name -> how many places bind it
         class_nodes: list[ast.ClassDef] = []
         classmethods: set[str] = set()
@@ -246,8 +247,10 @@ class _Bindings:
                     self.strings.setdefault(node.target.id, []).append(ast.Constant(value=None))
         for name in other:
             if self.modules.pop(name, None) is not None:
-                self.conflicts.add(name)
-        self._ambiguous = other
+                self.conflicts.add(name)   # a module here, a variable there: a finding
+        for name in self.multi_module:
+            self.modules.pop(name, None)
+        self.library_names = self.conflicts | self.multi_module
         self._function_classes(class_nodes)
         # one setup_context anywhere (a subclass may add it) and no forward takes a ctx
         self.forward_takes_ctx = not any(isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))
@@ -280,7 +283,7 @@ class _Bindings:
 
     def _alias(self, name: str, module: str, other: set[str]) -> None:
         if self.modules.get(name, module) != module:
-            other.add(name)   # one name, two modules: resolve neither
+            self.multi_module.add(name)   # one name, two modules (pyplot and pylab as plt): resolve neither
         self.modules.setdefault(name, module)
 
     def only_strings(self, name: str) -> list[str] | None:
@@ -471,7 +474,8 @@ class _CellScreen(ast.NodeVisitor):
             # in its class body a method is a plain function: it would take any object as self
             self.flag(node, f"the method `{name}` used inside its class body (call methods on an instance)")
             return
-        if isinstance(node.ctx, ast.Load) and name in self.bindings.modules and not self.receiver:
+        if isinstance(node.ctx, ast.Load) and not self.receiver and (
+                name in self.bindings.modules or name in self.bindings.multi_module):
             self.flag(node, f"the module `{name}` used as a value (use its functions directly)")
             return
         if name in _CALL_ONLY:   # its allowed uses are direct calls, screened in visit_Call
@@ -527,7 +531,7 @@ class _CellScreen(ast.NodeVisitor):
                     return f"...{root.attr}"
             root = root.value
         if isinstance(root, ast.Name):
-            if root.id in self.bindings.modules or root.id in self.bindings.conflicts:
+            if root.id in self.bindings.modules or root.id in self.bindings.library_names:
                 return ".".join([root.id, *reversed(chain)])
             if root.id in self.bindings.members and root.id not in self.bindings.classes:
                 return ".".join([root.id, *reversed(chain)])
