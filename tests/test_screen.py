@@ -60,7 +60,8 @@ HONEST = {
                        "a = A.make()\nb = A()\nprint(b.k)\n",
     "type_compared": "import torch\nx = torch.ones(1)\nprint(type(x), type(x) == torch.Tensor, f'{type(x)}')\n"
                      "assert isinstance(x, type(x))\n",
-    "config_literal": "%config InlineBackend.figure_format = 'retina'\n",
+    "config_literal": "%config InlineBackend.figure_format = 'retina'\n"
+                      "%config InlineBackend.figure_formats = {'png', 'retina'}\n",
     "timeit_options": "%timeit -n 10 -r 2 sum(range(5))\n",
     "cell_timeit": "%%timeit -n 3\nz = sum(range(10))\n",
     "alias_used_plainly": "import torch as t\nx = t.ones(2)\n",

@@ -23,7 +23,10 @@ from ..results import Finding
 from .allowlist import DEFAULT, INSTALLERS, LOAD_EXT, Allowlist
 from .protocol import fast_path_honours, magic_code, timeit_statement, transform_cell
 
-_CONFIG_LINE = re.compile(r"\s*[A-Za-z_][\w.]*\s*=\s*(-?[\d.]+|True|False|None|'[\w .-]*'|\"[\w .-]*\")\s*")
+_CONFIG_WORD = r"""(-?[\d.]+|True|False|None|'[\w .-]*'|"[\w .-]*")"""
+# `Class.trait = literal`, or a list/set of literals (InlineBackend.figure_formats = {'svg'})
+_CONFIG_LIST = rf"[\[{{]\s*{_CONFIG_WORD}(\s*,\s*{_CONFIG_WORD})*\s*[\]}}]"
+_CONFIG_LINE = re.compile(rf"\s*[A-Za-z_][\w.]*\s*=\s*({_CONFIG_WORD}|{_CONFIG_LIST})\s*")
 MAX_FINDINGS = 50   # per submission: enough for a reviewer, bounded for the record
 _CALL_ONLY = ("getattr", "hasattr", "type", "super")
 _BUILTIN_NAMES = frozenset(dir(__import__("builtins")))
