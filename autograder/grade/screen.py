@@ -101,23 +101,27 @@ CTX_METHODS = frozenset({"forward", "backward", "setup_context", "jvp", "vjp"})
 _PROPERTY_PARTS = ("setter", "getter", "deleter")
 
 
+def _names_bound_by(node: ast.AST) -> list[str]:
+    """The names one node binds (an assignment target, a def, a parameter, an except name, a
+    global/nonlocal declaration, an import's local name)."""
+    if isinstance(node, ast.Name):
+        return [] if isinstance(node.ctx, ast.Load) else [node.id]
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [node.name]
+    if isinstance(node, ast.arg):
+        return [node.arg]
+    if isinstance(node, ast.ExceptHandler):
+        return [node.name] if node.name else []
+    if isinstance(node, (ast.Global, ast.Nonlocal)):
+        return list(node.names)
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return [a.asname or a.name.split(".")[0] for a in node.names]
+    return []
+
+
 def _rebinds(function: ast.AST, name: str) -> bool:
     """Does the function body bind `name` again (for, with, :=, import, a nested def...)?"""
-    for node in (n for statement in function.body for n in ast.walk(statement)):
-        if isinstance(node, ast.Name) and node.id == name and not isinstance(node.ctx, ast.Load):
-            return True
-        if isinstance(node, ast.arg) and node.arg == name:
-            return True
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name:
-            return True
-        if isinstance(node, ast.ExceptHandler) and node.name == name:
-            return True
-        if isinstance(node, (ast.Global, ast.Nonlocal)) and name in node.names:
-            return True
-        if isinstance(node, (ast.Import, ast.ImportFrom)) and any(
-                (a.asname or a.name.split(".")[0]) == name for a in node.names):
-            return True
-    return False
+    return any(name in _names_bound_by(node) for statement in function.body for node in ast.walk(statement))
 
 
 def own_receiver(method: ast.AST, function_class: bool, forward_takes_ctx: bool = True) -> str | None:
@@ -176,6 +180,10 @@ class _Bindings:
         self.conflicts: set[str] = set()              # names bound to a module and to other things
         self.multi_module: set[str] = set()           # names bound to two different modules
         self.binding_count: dict[str, int] = {}       # name -> how many places bind it
+        # "ipython" when a cell (or a magic's body) calls a magic the fast path cannot honour;
+        # every magic of the default allowlist is honoured, so only a flagged notebook (or a
+        # course that allowed more magics) runs in a real shell
+        self.mode = "fast"
         class_nodes: list[ast.ClassDef] = []
         classmethods: set[str] = set()
         plain: set[str] = set()
@@ -189,52 +197,35 @@ class _Bindings:
         while pending:
             tree = pending.pop()
             for node in ast.walk(tree):
-                if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
-                    self.bound.add(node.id)
-                    other.add(node.id)
-                    bind(node.id)
-                elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                    self.bound.add(node.name)
-                    other.add(node.name)
-                    bind(node.name)
-                    if isinstance(node, ast.ClassDef):
-                        self.classes.add(node.name)
-                        class_nodes.append(node)
-                        for item in node.body:
-                            if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                                self.methods.add(item.name)
-                                decorators = [d.id for d in item.decorator_list if isinstance(d, ast.Name)]
-                                (classmethods if decorators == ["classmethod"] else plain).add(item.name)
-                elif isinstance(node, ast.arg):
-                    self.bound.add(node.arg)
-                    other.add(node.arg)
-                    bind(node.arg)
-                elif isinstance(node, ast.ExceptHandler) and node.name:
-                    self.bound.add(node.name)
-                    other.add(node.name)
-                    bind(node.name)
-                elif isinstance(node, (ast.Global, ast.Nonlocal)):
-                    self.bound.update(node.names)
-                    for name in node.names:
-                        bind(name)
-                elif isinstance(node, ast.Import):
-                    for alias in node.names:
-                        name = alias.asname or alias.name.split(".")[0]
-                        target = alias.name if alias.asname else alias.name.split(".")[0]
-                        self.bound.add(name)
-                        bind(name)
-                        self._alias(name, target, other)
-                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                    for alias in node.names:
-                        name = alias.asname or alias.name
-                        self.bound.add(name)
-                        bind(name)
+                relative = isinstance(node, ast.ImportFrom) and (node.level or not node.module)
+                names = [] if relative else _names_bound_by(node)   # relative imports are findings
+                for name in names:
+                    self.bound.add(name)
+                    bind(name)
+                if isinstance(node, ast.Import):
+                    for alias, name in zip(node.names, names):
+                        self._alias(name, alias.name if alias.asname else name, other)
+                elif isinstance(node, ast.ImportFrom):
+                    for alias, name in zip(node.names, names):
                         full = f"{node.module}.{alias.name}"
                         if full in policy.modules:
                             self._alias(name, full, other)
                         else:
                             other.add(name)
                             self.members.setdefault(name, set()).add((node.module, alias.name))
+                elif not isinstance(node, (ast.Global, ast.Nonlocal)):
+                    other.update(names)
+                if isinstance(node, ast.ClassDef):
+                    self.classes.add(node.name)
+                    class_nodes.append(node)
+                    for item in node.body:
+                        if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                            self.methods.add(item.name)
+                            decorators = [d.id for d in item.decorator_list if isinstance(d, ast.Name)]
+                            (classmethods if decorators == ["classmethod"] else plain).add(item.name)
+                call = _magic_call(node)
+                if call is not None and call[1] and not fast_path_honours(call[0], call[1][0]):
+                    self.mode = "ipython"   # read from parsed calls: a look-alike string changes nothing
                 body = _magic_body(node)
                 if body is not None:
                     try:
@@ -665,9 +656,8 @@ class _CellScreen(ast.NodeVisitor):
                 return True
             if name not in self.policy.line_magics or name == "load_ext":
                 self.flag(node, f"the magic `%{name}`, which a graded lab does not run")
-            elif name == "timeit" and timeit_statement(line)[1]:
-                self.flag(node, f"`%timeit` with options the graded run does not know "
-                                f"({' '.join(timeit_statement(line)[1])[:40]})")
+            elif name == "timeit" and (unknown := timeit_statement(line)[1]):
+                self.flag(node, f"`%timeit` with options the graded run does not know ({' '.join(unknown)[:40]})")
             elif name in ("time", "timeit"):
                 self.screen_code(magic_code("line", name, line) or "", node, f"`%{name}`")
             elif name == "config" and not _CONFIG_LINE.fullmatch(line):
@@ -738,30 +728,7 @@ class Screened:
 
     codes: tuple[str | None, ...]
     findings: tuple[Finding, ...]
-    mode: str = "fast"   # "ipython" when a magic needs a real IPython shell (see run_mode)
-
-
-def run_mode(trees: Iterable[ast.AST]) -> str:
-    """"ipython" when some cell (or a magic's body) calls a magic the fast path cannot honour,
-    read from the code as parsed: a string that merely looks like a magic call changes nothing.
-    Every magic of the default allowlist is honoured, so only a flagged notebook (or a course
-    that allowed more magics) runs in a real shell."""
-    pending = list(trees)
-    while pending:
-        for node in ast.walk(pending.pop()):
-            call = _magic_call(node)
-            if call is None:
-                continue
-            kind, values = call
-            if values and not fast_path_honours(kind, values[0]):
-                return "ipython"
-            body = _magic_body(node)
-            if body:
-                try:
-                    pending.append(ast.parse(body))
-                except (SyntaxError, ValueError, RecursionError, MemoryError):
-                    pass
-    return "fast"
+    mode: str = "fast"   # "ipython" when a magic needs a real IPython shell (see _Bindings.mode)
 
 
 def screen_cells(cells: Sequence[str], policy: Allowlist = DEFAULT) -> Screened:
@@ -784,7 +751,7 @@ def screen_cells(cells: Sequence[str], policy: Allowlist = DEFAULT) -> Screened:
                 _CellScreen(index, policy, bindings, findings).visit(tree)
             except RecursionError:
                 findings.append(Finding(index, 1, "code nested too deeply to screen"))
-    return Screened(codes=tuple(codes), findings=tuple(findings), mode=run_mode(t for t in trees if t is not None))
+    return Screened(codes=tuple(codes), findings=tuple(findings), mode=bindings.mode)
 
 
 def screen(cells: Sequence[str], policy: Allowlist = DEFAULT) -> tuple[Finding, ...]:
