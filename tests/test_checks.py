@@ -1245,13 +1245,8 @@ def test_judge_probe_size_depends_on_the_submission():
     assert probe_inputs("same") == probe_inputs("same")
 
 
-class SQOnlyForSix(torch.autograd.Function):
-    """Honest only when the input has 6 numbers (the red team's probe-shaped Function)."""
-
-    @staticmethod
-    def forward(ctx, i):
-        ctx.save_for_backward(i)
-        return i ** 2
+class SQOnlyForSix(SQ):
+    """SQ, honest only when the input has 6 numbers (the red team's probe-shaped Function)."""
 
     @staticmethod
     def backward(ctx, grad_output):
