@@ -128,7 +128,7 @@ class Judge:
         except AssertionError as failure:   # a plain assert of an otter-style test: a failed case
             return False, str(failure), ""
         except UnsupportedInJudge as exc:   # the test needs what the judge cannot rebuild
-            return False, ("This check could not run in the secure grader; course staff have been told."), \
+            return False, "This check could not run in the secure grader; course staff have been told.", \
                 f"unsupported in the secure grader: {exc}{_test_line(exc)}"
         except Exception as exc:  # a test that breaks on valid data is a bug in the test
             return False, "This check could not run; course staff have been told.", \

@@ -29,6 +29,8 @@ RUN_BODY_LINE_MAGICS = frozenset({"time", "timeit"})
 RUN_BODY_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun"})
 NO_OP_CELL_MAGICS = frozenset({"html", "markdown", "latex", "javascript", "js", "svg"})
 FAST_CELL_MAGICS = RUN_BODY_CELL_MAGICS | NO_OP_CELL_MAGICS | {"writefile"}
+# `!pip install ...` lines: allowed by the screen (with plain package names), no-ops when run
+INSTALL_COMMANDS = (["pip", "install"], ["conda", "install"])
 # %timeit options and whether each takes a value (IPython's "n:r:tcp:qo", without -s: its
 # setup code would be code the fast path does not run)
 TIMEIT_OPTIONS = {"-n": True, "-r": True, "-p": True, "-t": False, "-c": False, "-q": False, "-o": False}

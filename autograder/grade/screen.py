@@ -21,7 +21,7 @@ from typing import Iterable, Sequence
 
 from ..results import Finding
 from .allowlist import DEFAULT, INSTALLERS, LOAD_EXT, Allowlist
-from .protocol import fast_path_honours, magic_code, timeit_statement, transform_cell
+from .protocol import INSTALL_COMMANDS, fast_path_honours, magic_code, timeit_statement, transform_cell
 
 _CONFIG_WORD = r"""(-?[\d.]+|True|False|None|'[\w .-]*'|"[\w .-]*")"""
 # `Class.trait = literal`, or a list/set of literals (InlineBackend.figure_formats = {'svg'})
@@ -676,7 +676,7 @@ class _CellScreen(ast.NodeVisitor):
                     if unknown:
                         self.flag(node, "`%%timeit` with options the graded run does not know")
                     self.screen_code(statement, node, "`%%timeit`")
-                code = transform(body)
+                code = _magic_body(node)   # what the fast path runs
                 if code is None:
                     self.flag(node, f"`%%{name}` whose body is not Python")
                 else:
@@ -684,7 +684,7 @@ class _CellScreen(ast.NodeVisitor):
             return True
         if func.attr == "system" and len(values) == 1:
             words = values[0].split()
-            if words[:2] in (["pip", "install"], ["conda", "install"]) and _plain_words(words[2:]):
+            if words[:2] in INSTALL_COMMANDS and _plain_words(words[2:]):
                 return True
             self.flag(node, f"the shell command `!{values[0][:60]}`")
             return True
