@@ -126,6 +126,13 @@ def _run_otter_assign(staged: Path, result: Path, master: MasterNotebook) -> Non
         raise BuildError(f"otter assign failed on {master.path}: {first}") from None
 
 
+def _where(master: MasterNotebook, question: str) -> str:
+    """"question q3 (cell 21)": where a build error points in the master notebook."""
+    if question in master.question_names():
+        return f"question {question} (cell {master.question(question).cell_index})"
+    return f"question {question}"
+
+
 def _explain_failed_solution(text: str, master: MasterNotebook) -> str:
     """otter's summary lists every question; name those with a failed case and the first reason."""
     blocks = re.split(r"^\s*(\S+) results:", text, flags=re.M)
@@ -133,9 +140,7 @@ def _explain_failed_solution(text: str, master: MasterNotebook) -> str:
     for name, block in zip(blocks[1::2], blocks[2::2]):
         if "❌" not in block and "failed" not in block.lower():
             continue
-        where = f"question {name}"
-        if name in master.question_names():
-            where += f" (cell {master.question(name).cell_index})"
+        where = _where(master, name)
         reason = next((ln.strip() for ln in block.splitlines()
                        if ln.strip().startswith(("CheckFailed", "AssertionError")) or "Error:" in ln), "")
         parts.append(where + (f": {reason}" if reason else ""))
@@ -144,11 +149,16 @@ def _explain_failed_solution(text: str, master: MasterNotebook) -> str:
     return f"the solution fails its own tests in {'; '.join(parts)}"
 
 
+def stable_cell_ids(nb: nbformat.NotebookNode) -> None:
+    """Cell ids from their positions (nbformat makes random ones), so a rewrite is byte-identical."""
+    for index, cell in enumerate(nb.cells):
+        cell["id"] = f"cell-{index:03d}"
+
+
 def _normalise_notebook(path: Path) -> None:
     """Give otter's freshly added cells stable ids so a rebuild is byte-identical."""
     nb = nbformat.read(path, as_version=4)
-    for index, cell in enumerate(nb.cells):
-        cell["id"] = f"cell-{index:03d}"
+    stable_cell_ids(nb)
     nbformat.write(nb, path)
 
 
@@ -208,9 +218,7 @@ def secure_gate(autograder_zip: Path, solution: Path, master: MasterNotebook) ->
     if result.status != GRADED:
         problems.append(f"the solution could not be graded: {result.status_text}")
     for q in result.questions:
-        where = f"question {q.name}"
-        if q.name in master.question_names():
-            where += f" (cell {master.question(q.name).cell_index})"
+        where = _where(master, q.name)
         if not q.graded_normally:
             problems.append(f"{where}: {q.status_text}")
             continue

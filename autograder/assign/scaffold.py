@@ -15,6 +15,7 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_raw_cell
 
 from ..errors import UserError
+from .build import stable_cell_ids
 
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,40}")
 
@@ -93,8 +94,7 @@ def new_lab(lab: str, *, root: Path) -> Path:
     nb = new_notebook(cells=_cells(lab), metadata={
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
         "language_info": {"name": "python"}})
-    for index, cell in enumerate(nb.cells):
-        cell["id"] = f"cell-{index:03d}"
+    stable_cell_ids(nb)
     path = folder / f"{lab}.ipynb"
     nbformat.write(nb, path)
     (folder / "requirements.txt").write_text("torch>=2.1\n")
