@@ -557,8 +557,10 @@ def lookup(env: Mapping[str, Any], name: str) -> Any:
         return _MISSING
     value = env[head]
     for part in path:
-        if _type(value) is Stale or not _isinstance(value, _Module):
-            return _MISSING if _type(value) is not Stale else value
+        if _type(value) is Stale:
+            return value
+        if not _isinstance(value, _Module):
+            return _MISSING
         tables = [_object_getattribute(value, t) for t in _module_dicts]
         value = next((table[part] for table in tables if part in table), _MISSING)
         if value is _MISSING or value is None:

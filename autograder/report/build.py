@@ -119,7 +119,7 @@ def batch_stats(results: list[SubmissionResult]) -> BatchStats:
             # one count per submission and hint, however many of its tests gave that hint
             counter.update({t.hint.strip() for t in q.tests if not t.passed and t.hint.strip()})
         outcomes[name] = (full, partial, zero, abnormal)
-        hints[name] = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))
+        hints[name] = _most_frequent(counter)
     return BatchStats(
         files=len(results), counting=len(counting), superseded=len(results) - len(counting),
         normal=sum(1 for r in counting if graded_normally(r)),
@@ -138,7 +138,12 @@ def _test_errors(results: list[SubmissionResult]) -> list[tuple[str, str, str, i
     counter: Counter[tuple[str, str, str]] = Counter()
     for r in results:
         counter.update(set(r.test_errors))
-    return [(*key, n) for key, n in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))]
+    return [(*key, n) for key, n in _most_frequent(counter)]
+
+
+def _most_frequent(counter: Counter) -> list:
+    """(item, count) pairs, most frequent first, ties in item order."""
+    return sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
 def _pts(value: float) -> str:
