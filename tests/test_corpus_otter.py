@@ -13,19 +13,18 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import shutil
-import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from conftest import OTTER, otter_run
+
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "fixtures" / "corpus"
 MAKE_CORPUS = ROOT / "tests" / "fixtures" / "make_corpus.py"
 AUTOGRADER_ZIP = ROOT / "dist" / "differentiation" / "autograder.zip"
-OTTER = Path(sys.executable).parent / "otter"
 OTTER_TIMEOUT = 120  # seconds per submission
 WORKERS = 2
 
@@ -36,23 +35,10 @@ NAMES = sorted(EXPECTED)
 
 
 def _grade(name: str, workdir: Path) -> dict:
-    """Run otter on one submission in its own folder; results.json, or what went wrong."""
-    workdir.mkdir(parents=True)
-    shutil.copyfile(CORPUS / name, workdir / name)
-    out = workdir / "out"
-    out.mkdir()
-    cmd = [str(OTTER), "run", "-a", str(AUTOGRADER_ZIP), "-o", str(out), name]
-    try:
-        proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True,
-                              timeout=OTTER_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        return {"error": f"otter run timed out after {OTTER_TIMEOUT} s"}
-    results = out / "results.json"
-    if proc.returncode != 0 or not results.is_file():
-        return {"error": f"otter run exited with {proc.returncode} and "
-                         f"{'no' if not results.is_file() else 'a'} results.json\n"
-                         f"stdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}"}
-    data = json.loads(results.read_text(encoding="utf-8"))
+    """Run otter on one submission in its own folder; its per-question tests, or what went wrong."""
+    data = otter_run(AUTOGRADER_ZIP, CORPUS / name, workdir, OTTER_TIMEOUT)
+    if "error" in data:
+        return data
     return {"tests": {t["name"]: t for t in data["tests"] if t.get("name") in QUESTIONS}}
 
 

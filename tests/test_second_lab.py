@@ -10,21 +10,17 @@ points come from the test cells: every test of this lab is worth 0.5.
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, otter_run
 
 LAB = "linear_regression"
 ZIP = ROOT / "dist" / LAB / "autograder.zip"
-OTTER = Path(sys.executable).parent / "otter"
 QUESTIONS = [f"q{n}" for n in range(1, 7)]
 
 # submission -> [(text in the solution, what the student typed instead)]
@@ -94,14 +90,9 @@ def _submissions(folder: Path) -> dict[str, Path]:
 
 
 def _otter(path: Path, workdir: Path) -> dict[str, float]:
-    workdir.mkdir(parents=True)
-    shutil.copy(path, workdir / path.name)
-    done = subprocess.run([str(OTTER), "run", "-a", str(ZIP), "-o", str(workdir), path.name], cwd=workdir,
-                          capture_output=True, text=True, timeout=180)
-    results = workdir / "results.json"
-    assert results.is_file(), done.stderr[-2000:]
-    tests = json.loads(results.read_text())["tests"]
-    return {t["name"]: float(t["score"]) for t in tests if t.get("name") in QUESTIONS}
+    data = otter_run(ZIP, path, workdir, timeout=180)
+    assert "error" not in data, data.get("error")
+    return {t["name"]: float(t["score"]) for t in data["tests"] if t.get("name") in QUESTIONS}
 
 
 @pytest.fixture(scope="module")
