@@ -44,6 +44,10 @@ ATOL = 1e-5
 MAX_VALUES = 100_000      # numbers recorded per tensor; bigger tensors keep shape only
 MAX_GRAPH_NODES = 100_000  # autograd graph nodes walked per tensor
 PROBE_EPS = 1e-6           # step of the numerical derivative of a Function's forward
+# Curvature (second derivative along a random direction) is compared loosely: students compute
+# it in float32, and it only has to tell the asked-for function from a surrogate with the right
+# value and slope at one point (a tangent line has curvature 0).
+CURVATURE_RTOL = 1e-3
 
 # Captured at import, before any student code runs: C-level accessors that a student
 # cannot monkeypatch (torch._C.TensorBase is an immutable type).
@@ -65,6 +69,12 @@ _reshape = _TB.reshape
 _new_tensor = torch.tensor
 _ones = torch.ones
 _autograd_grad = torch.autograd.grad
+_rand = torch.rand
+_zeros_like = torch.zeros_like
+_Generator = torch.Generator
+_sum = _TB.sum
+_mul = _TB.mul
+_float64 = torch.float64
 _gradcheck = torch.autograd.gradcheck
 _PLAIN_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
 _FunctionBase = torch.autograd.Function
@@ -168,6 +178,10 @@ class Facts:
     grad_seeded: bool = False      # some pass started from a gradient other than ones
     grad_through: tuple[str, ...] = ()  # custom autograd Functions those passes went through
     grad_hooked: bool = False      # a hook on the tensor could have rewritten its gradient
+    # d/dname (grad . r) for a direction r drawn from curvature_seed, at the pass that filled
+    # .grad (None: not known, e.g. the pass went through a custom Function or added up passes)
+    grad_curvature: tuple[float, ...] | None = None
+    curvature_seed: int = 0
     probe: FunctionProbe | None = None
 
     def to_plain(self) -> dict:
@@ -195,6 +209,69 @@ class Provenance:
     roots: tuple[int, ...] = ()
     seeded: bool = False
     through: tuple[str, ...] = ()
+    curvature: tuple[float, ...] | None = None
+    curvature_seed: int = 0
+
+
+def curvature_direction(seed: int, shape: tuple[int, ...]) -> torch.Tensor:
+    """The direction r (float64, entries in [0.5, 1.5)) that a curvature fact was taken along."""
+    generator = _Generator().manual_seed(seed)
+    return _rand(tuple(shape), generator=generator, dtype=_float64) + 0.5
+
+
+# Non-leaf tensors that retain their grad: torch.autograd.grad adds into their .grad too, so the
+# curvature passes put it back afterwards. (One set per process, even when this module is loaded
+# twice under two names, since every loaded copy installs an engine.)
+_retaining: weakref.WeakSet = getattr(torch.Tensor.retain_grad, "retaining", None)
+if _retaining is None:   # (an empty WeakSet is falsy, so no `or` here)
+    _retaining = weakref.WeakSet()
+_set_grad = _TB.__dict__["grad"].__set__
+_retain_grad = _TB.retain_grad
+
+
+def _tracked_retain_grad(self):
+    _retaining.add(self)
+    return _retain_grad(self)
+
+
+_tracked_retain_grad.retaining = _retaining
+torch.Tensor.retain_grad = _tracked_retain_grad
+
+
+def _curvatures(roots: list, seeds, leaves: list) -> dict:
+    saved = [(t, _get_grad(t)) for t in list(_retaining)]
+    try:
+        return _measure_curvatures(roots, seeds, leaves)
+    finally:
+        for t, grad in saved:
+            _set_grad(t, grad)
+
+
+def _measure_curvatures(roots: list, seeds, leaves: list) -> dict:
+    """For each leaf, before the pass runs: (seed, values of d/dleaf (g . r)), g the gradient
+    the pass will accumulate and r a random direction; {} where autograd cannot differentiate
+    the graph twice. A surrogate with the right value and slope at the point (a tangent line)
+    has the wrong curvature."""
+    if not leaves or len(leaves) > 64:
+        return {}
+    try:
+        grads = _autograd_grad(roots, leaves, grad_outputs=seeds or None, retain_graph=True,
+                               create_graph=True, allow_unused=True)
+        out = {}
+        for leaf, g in zip(leaves, grads):
+            if g is None or _numel(leaf) > MAX_VALUES:
+                continue
+            seed = int.from_bytes(os.urandom(4), "little")
+            r = _TB.to(curvature_direction(seed, tuple(_get_shape(leaf))), _get_dtype(leaf))
+            if _get_requires_grad(g):
+                (h,) = _autograd_grad(_sum(_mul(g, r)), [leaf], retain_graph=True, allow_unused=True)
+            else:
+                h = None
+            h = _zeros_like(_detach(leaf)) if h is None else _detach(h)
+            out[id(leaf)] = (seed, tuple(_tolist(_reshape(_to_double(h), (-1,)))))
+        return out
+    except Exception:   # noqa: BLE001  (no double backward for some op, a modified saved tensor, ...)
+        return {}
 
 
 class _BackwardTracker:
@@ -235,7 +312,7 @@ class _BackwardTracker:
         return states
 
     def record(self, leaves: list, states: list, roots: list, seeded: bool,
-               through: tuple[str, ...], nodes: dict | None = None) -> None:
+               through: tuple[str, ...], nodes: dict | None = None, curvatures: dict | None = None) -> None:
         if len(self._backpropagated) > 200_000:
             self._backpropagated.clear()
         self._backpropagated.update(nodes or {})
@@ -247,7 +324,8 @@ class _BackwardTracker:
             if grad is None:
                 continue
             if state == "fresh":
-                provenance = Provenance("autograd", 1, root_ids, seeded, through)
+                seed, curvature = (curvatures or {}).get(id(leaf), (0, None))
+                provenance = Provenance("autograd", 1, root_ids, seeded, through, curvature, seed)
             elif state == "foreign":
                 provenance = Provenance("edited")
             else:
@@ -319,13 +397,15 @@ class _TrackingEngine:
             # a non-leaf whose .grad is retained gets a gradient too
             leaves += [_node_tensor for _node_tensor in _retained(t_outputs, nodes)]
             states = self._tracker.before(leaves)
-        result = self._engine.run_backward(t_outputs, *args, **kwargs)
-        if accumulate:
             roots = [t for t in t_outputs if _isinstance(t, torch.Tensor)]
-            seeded = not all(_unit(g) for g in (seeds or ()))
             through = tuple(sorted({_type(n).__name__.removesuffix("Backward") for n in nodes.values()
                                     if _isinstance(n, _CustomNode)}))
-            self._tracker.record(leaves, states, roots, seeded, through, nodes)
+            # a student's own Function would run its backward again: not measured there
+            curvatures = {} if through else _curvatures(roots, seeds, leaves)
+        result = self._engine.run_backward(t_outputs, *args, **kwargs)
+        if accumulate:
+            seeded = not all(_unit(g) for g in (seeds or ()))
+            self._tracker.record(leaves, states, roots, seeded, through, nodes, curvatures)
         return result
 
 
@@ -528,6 +608,7 @@ def _observe(obj: Any, name: str, probe_inputs) -> Facts:
             grad_source=provenance.source, backward_passes=provenance.passes,
             grad_roots=provenance.roots, grad_seeded=provenance.seeded,
             grad_through=provenance.through, grad_hooked=any(bool(h) for h in hooks),
+            grad_curvature=provenance.curvature, curvature_seed=provenance.curvature_seed,
         )
     if _isinstance(obj, _type) and _issubclass(obj, _FunctionBase) and obj is not _FunctionBase:
         inputs, upstream = probe_inputs or _default_probe_inputs()
@@ -667,6 +748,9 @@ def facts_from_plain(d: Mapping) -> Facts:
         raise ValueError("kind and data disagree")
     if (kind == "function") != (probe is not None):
         raise ValueError("kind and probe disagree")
+    seed = d.get("curvature_seed", 0)
+    if _type(seed) is not int or not 0 <= seed < 2 ** 32:
+        raise ValueError("bad curvature_seed")
     return Facts(
         name=_text(d["name"], 100), kind=kind, type_name=_text(d["type_name"], 100),
         ident=d["ident"], node=d.get("node", 0), data=_tensor_data_from_plain(d["data"]),
@@ -676,7 +760,7 @@ def facts_from_plain(d: Mapping) -> Facts:
         grad=_tensor_data_from_plain(d["grad"]), grad_source=grad_source,
         backward_passes=passes, grad_roots=tuple(roots), grad_seeded=_flag(d.get("grad_seeded", False)),
         grad_through=tuple(_text(t, 100) for t in through), grad_hooked=_flag(d.get("grad_hooked", False)),
-        probe=probe,
+        grad_curvature=_floats(d.get("grad_curvature")), curvature_seed=seed, probe=probe,
     )
 
 
@@ -714,6 +798,39 @@ def _reference_gradients(reference, at):
         name: (torch.zeros_like(leaf) if g is None else g.detach())
         for (name, leaf), g in zip(leaves.items(), grads)
     }
+
+
+def reference_curvature(reference: Callable[..., torch.Tensor], at: Mapping[str, Any], name: str,
+                        seed: int) -> torch.Tensor:
+    """d/dname (d reference/d name . r) at `at`, r = curvature_direction(seed): the number the
+    tracker measured in the student's pass, computed from the reference in float64."""
+    leaves = {arg: _as_float64(v).requires_grad_(True) for arg, v in at.items()}
+    leaf = leaves[name]
+    (g,) = torch.autograd.grad(reference(**leaves), [leaf], create_graph=True, allow_unused=True)
+    if g is None or not g.requires_grad:
+        return torch.zeros_like(leaf.detach())
+    (h,) = torch.autograd.grad((g * curvature_direction(seed, tuple(leaf.shape))).sum(), [leaf],
+                               allow_unused=True)
+    return torch.zeros_like(leaf.detach()) if h is None else h.detach()
+
+
+def _require_curvature(f: Facts, of: str, reference, at: Mapping[str, Any]) -> None:
+    """The gradient and the value are right; does `of` also bend like the asked-for function?
+    (A tangent line, or a detached value plus a hand-made slope, has the right value and slope
+    at the point but curvature 0.) Passes through an allowed custom Function are not measured."""
+    if f.grad_through or f.name not in at:
+        return
+    if f.grad_curvature is None:
+        _fail(f"The checks could not confirm that `{of}` is the function the exercise asks for: "
+              f"autograd could not differentiate it a second time. Compute `{of}` from "
+              f"`{f.name}` with ordinary torch operations, exactly as the exercise says.")
+    ref = reference_curvature(reference, at, f.name, f.curvature_seed).reshape(-1).tolist()
+    scale = max((abs(r) for r in ref), default=0.0)
+    if len(f.grad_curvature) != len(ref) or any(
+            abs(s - r) > ATOL * 10 + CURVATURE_RTOL * scale for s, r in zip(f.grad_curvature, ref)):
+        _fail(f"`{f.name}.grad` and `{of}` have the right values at this point, but `{of}` is not "
+              f"computed as the function the exercise asks for (it changes differently around "
+              f"this point). Compute `{of}` from `{f.name}` exactly as the exercise says.")
 
 
 def _close(values, reference: torch.Tensor) -> bool:
@@ -925,6 +1042,7 @@ def check_grad_value(env, name: str, *, of: str, reference: Callable[..., torch.
               f"zero in `{of}`.")
     if _close(f.grad.values, ref):
         _require_output_value(env, of, ref_value)
+        _require_curvature(f, of, reference, at)
         return f
     got = _show(f.grad.values, f.grad.shape)
     wrong_point = _wrong_point(env, at)

@@ -474,6 +474,49 @@ def test_backward_following_the_retain_grad_hint_is_not_called_hand_edited():
 # ---------------------------------------------------------------- check_grad_value
 
 
+@pytest.mark.parametrize("surrogate", [
+    lambda x: 4 * x - 4,                                   # the tangent line at x = 2
+    lambda x: (x ** 2).detach() + 4 * (x - x.detach()),   # the value, plus a hand-made slope
+], ids=["tangent", "detached-value"])
+def test_grad_value_surrogate_with_right_value_and_slope_fails(surrogate):
+    x = leaf(2.0)
+    y = run(surrogate, x)
+    msg = fails(ac.check_grad_value, {"x": x, "y": y}, "x", of="y", **Q1)
+    assert "changes differently around this point" in msg
+    assert not numbers(msg) - {"2"}   # no reference numbers in the hint
+
+
+def test_grad_value_curvature_is_measured_along_the_recorded_direction():
+    x = torch.linspace(-1, 1, 5, requires_grad=True)
+    run(lambda x: torch.sum(x ** 3), x)
+    facts = ac.observe(x, "x")
+    r = ac.curvature_direction(facts.curvature_seed, (5,))
+    expected = (6 * x.detach().double() * r).tolist()    # Hessian of sum(x^3) is diag(6x)
+    assert facts.grad_curvature == pytest.approx(expected, rel=1e-5, abs=1e-6)
+    assert ac.reference_curvature(lambda x: torch.sum(x ** 3), {"x": x.detach()}, "x",
+                                  facts.curvature_seed).tolist() == pytest.approx(expected, rel=1e-9)
+
+
+def test_curvature_pass_leaves_retained_grads_and_hook_results_alone():
+    x = leaf(2.0)
+    z = x * 3
+    z.retain_grad()
+    seen = []
+    z.register_hook(lambda g: seen.append(float(g.detach())))
+    y = z ** 2
+    y.backward()
+    assert float(z.grad) == 12.0 and float(x.grad) == 36.0   # d(9x^2)/dx at 2, once
+    assert 12.0 in seen
+
+
+def test_grad_value_through_an_allowed_function_is_not_curvature_checked():
+    x = leaf(2.0)
+    SQ.apply(x).backward()
+    facts = ac.check_grad_value({"x": x}, "x", of="y", **Q1, functions=("SQ",))
+    assert facts.grad_curvature is None and facts.grad_through == ("SQ",)
+
+
+
 def test_grad_value_shape_mismatch():
     x = leaf([2.0, 1.0])
     run(lambda x: (x ** 2).sum(), x)

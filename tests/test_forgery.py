@@ -8,6 +8,8 @@ autograd_backward_hand, surrogate_graph, hand_then_zero_pass and constant_functi
 full 2 points (named_surrogate and seeded_pass 1 of 2), the notebook without q5's check cell
 earned 1.5 on q5 from q8's tensors, and the wrong-Y and float64-only-Function solutions earned
 20/20. Now none of them earns the points at stake; each honest twin earns full marks.
+The tangent-line surrogates (right value and slope at the point, curvature 0) are caught by
+the curvature fact the tracker measures along a random direction the judge re-derives.
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ Q1_ATTACKS = {
     # found by the red team: a hand-made gradient from another root, then a pass from y that adds 0
     "extra_root": (X + "(x * torch.tensor(4.0)).backward()\ny = x * 0 + 4\ny.backward()\n",
                    {"test_q1_grad_value"}),   # y.backward() did run: only the value is forged
+    # right value and slope at x = 2, wrong function: the curvature gives them away
+    "tangent_line": (X + "y = 4 * x - 4\ny.backward()\n", {"test_q1_grad_value"}),
+    "detached_value_plus_slope": (X + "y = (x ** 2).detach() + 4 * (x - x.detach())\ny.backward()\n",
+                                  {"test_q1_grad_value"}),
     "meta_device": ("x = torch.tensor(2.0, requires_grad=True, device='meta')\ny = x ** 2\ny.backward()\n",
                     {"test_q1_x_tracks_gradients", "test_q1_y_from_x", "test_q1_backward_called",
                      "test_q1_grad_value"}),
@@ -47,6 +53,8 @@ Q1_HONEST = {
     "retain_graph_and_grad": X + "y = x ** 2\ny.backward(retain_graph=True)\nprint(torch.autograd.grad(y, x))\n",
     "unit_seed_tensor": X + "y = x ** 2\ny.backward(torch.tensor(1.0))\n",
     "zeroed_and_again": X + "y = x ** 2\ny.backward(retain_graph=True)\nx.grad.zero_()\ny.backward()\n",
+    "product_form": X + "y = x * x\ny.backward()\n",
+    "retained_non_leaf": X + "z = x * 1\nz.retain_grad()\ny = z ** 2\ny.backward()\nprint(z.grad)\n",
 }
 SLY_SQ = '''class SQ(torch.autograd.Function):
     @staticmethod
@@ -99,6 +107,11 @@ def graded(tmp_path_factory):
     notebooks["gap_q6_wrong_Y.ipynb"] = _replace_cell(
         _solution(), "torch.linspace(-10, 10, 10, requires_grad=True)",
         "x = torch.linspace(-10, 10, 10, requires_grad=True)\nY = x ** 3\ny = torch.sum(x ** 2)\ny.backward()\n")
+    # q6 as a tangent at every point: Y's values and the gradient are right, the curvature is 0
+    notebooks["gap_q6_tangent_everywhere.ipynb"] = _replace_cell(
+        _solution(), "torch.linspace(-10, 10, 10, requires_grad=True)",
+        "x = torch.linspace(-10, 10, 10, requires_grad=True)\nx0 = x.detach()\n"
+        "Y = x0 ** 2 + 2 * x0 * (x - x0)\ny = torch.sum(Y)\ny.backward()\n")
     # a Function right only on float64 inputs (the probe's), wrong as students use it
     notebooks["gap_dtype_sly_function.ipynb"] = _replace_cell(_solution(), "class SQ(", SLY_SQ)
     for name, nb in notebooks.items():
@@ -143,6 +156,13 @@ def test_wrong_Y_loses_the_value_test(graded):
     assert "`Y` does not hold the values" in hint
 
 
+def test_q6_tangent_everywhere_loses_the_value_test(graded):
+    r = graded["gap_q6_tangent_everywhere.ipynb"]
+    assert _failed(r, "q6") == {"test_q6_grad_value"}
+    hint = next(t.hint for t in r.question("q6").tests if t.name == "test_q6_grad_value")
+    assert "changes differently around this point" in hint
+
+
 def test_function_right_only_on_the_probe_dtype_loses_forward(graded):
     r = graded["gap_dtype_sly_function.ipynb"]
     assert "test_q4_forward" in _failed(r, "q4")
@@ -155,4 +175,4 @@ def test_hints_never_state_the_reference_gradient(graded):
 
 
 def test_every_file_is_one_row(graded):
-    assert len(graded) == len(Q1_ATTACKS) + len(Q1_HONEST) + 3
+    assert len(graded) == len(Q1_ATTACKS) + len(Q1_HONEST) + 4
