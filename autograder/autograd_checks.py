@@ -18,9 +18,13 @@ gradient written by autograd from one typed in by hand.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import hashlib
+import json
 import math
 import os
+import re
 import warnings
 import weakref
 from dataclasses import dataclass
@@ -30,7 +34,8 @@ import torch
 from torch.autograd.variable import Variable
 
 __all__ = [
-    "CheckFailed", "StaleName", "Stale", "Facts", "TensorData", "FunctionProbe",
+    "CheckFailed", "StaleName", "Stale", "BindingLog", "cell_fingerprint", "assigned_names", "lab_provided_cells",
+    "Facts", "TensorData", "FunctionProbe",
     "observe", "observe_names", "facts_from_plain",
     "check_tensor", "check_computed_from", "check_value", "check_backward_called", "check_grad_value",
     "check_function", "check_function_forward", "check_function_gradcheck",
@@ -106,6 +111,163 @@ class Stale:
     __getattr__ = __call__ = __getitem__ = __iter__ = __len__ = __bool__ = __float__ = __int__ = _fail
     __eq__ = __ne__ = __lt__ = __gt__ = __le__ = __ge__ = __add__ = __radd__ = __mul__ = __rmul__ = _fail
     __sub__ = __rsub__ = __truediv__ = __pow__ = __neg__ = __abs__ = __index__ = __hash__ = _fail
+
+
+# ------------------------------------------------------------- the state each question sees
+
+LAB_FILE = "autograd_lab.json"   # written by `autograder build`: the lab's own cells, by fingerprint
+_OTTER_SEED_LINE = re.compile(r"^(np|random)_[A-Za-z0-9]+(\.random)?\.seed\(-?\d+\)$")
+
+
+def cell_fingerprint(source: str) -> str:
+    """Equal for two cells that differ only in comments, blank lines and spacing (and the seed
+    lines otter run puts in front of every cell)."""
+    lines = [line for line in source.splitlines() if not _OTTER_SEED_LINE.match(line.strip())]
+    tree = _python_tree("\n".join(lines))
+    if tree is not None:
+        canonical = ast.dump(tree)
+    else:   # not Python even for IPython: compare the lines that hold code
+        canonical = "\n".join(ln.rstrip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def _python_tree(source: str) -> ast.Module | None:
+    """The cell as Python, after IPython's transform where it has magics; None if neither parses."""
+    try:
+        return ast.parse(source)
+    except (SyntaxError, ValueError):
+        pass
+    try:
+        from IPython.core.inputtransformer2 import TransformerManager
+        return ast.parse(TransformerManager().transform_cell(source))
+    except Exception:   # noqa: BLE001
+        return None
+
+
+class BindingLog:
+    """Which question's cells last set each name, in the order the cells ran, so that each
+    question is judged on what its own cells set. A name last set by one of the lab's own cells
+    (set-up, data, plots) is shared by every question; a name last set by an answer cell belongs
+    to the first question checked after that cell ran, and is stale for every other question. The kernel and
+    the secure grader keep one log each, by the same rule."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, Any] = {}      # name -> the object it held when last looked at
+        self._set_at: dict[str, int] = {}    # name -> how many checks had run when an answer cell set it
+        self._checks: list[str] = []         # the questions checked so far, in order
+
+    def observe(self, namespace: Mapping[str, Any], *, provided: bool, names=None, assigned=()) -> None:
+        """Note the names a cell (re)bound: those whose object changed, and `assigned`, the names
+        a cell that ran to the end assigns (`x = ...` twice binds the same Ellipsis); `provided`
+        when the cell is one of the lab's own."""
+        for name in list(namespace) if names is None else names:
+            if name.startswith("_"):   # IPython's _, _i3, __builtins__ ...
+                continue
+            value = namespace.get(name, _MISSING)
+            if self._seen.get(name, _MISSING) is value and not (name in assigned and value is not _MISSING):
+                continue
+            self._seen[name] = value
+            if provided or value is _MISSING:
+                self._set_at.pop(name, None)
+            else:
+                self._set_at[name] = len(self._checks)
+
+    def checked(self, question: str) -> None:
+        self._checks.append(question)
+
+    def stale(self, question: str, names) -> dict[str, str]:
+        """name -> the earlier question whose cells last set it, for the names that are stale."""
+        out = {}
+        for name in names:
+            at = self._set_at.get(name)
+            # the cells that set it belong to the first question checked after them
+            owner = self._checks[at] if at is not None and at < len(self._checks) else None
+            if owner is not None and owner != question:
+                out[name] = owner
+        return out
+
+
+def assigned_names(source: str) -> frozenset[str]:
+    """The names a cell assigns at its top level (not inside its functions and classes)."""
+    tree = _python_tree(source)
+    if tree is None:
+        return frozenset()
+    names: set[str] = set()
+    todo = list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+            continue
+        if isinstance(node, ast.Lambda):
+            continue
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            names.add(node.id)
+        elif isinstance(node, ast.alias):
+            names.add((node.asname or node.name).split(".")[0])
+        todo.extend(ast.iter_child_nodes(node))
+    return frozenset(names)
+
+
+def lab_provided_cells(folder: str | None = None) -> frozenset[str] | None:
+    """Fingerprints of the lab's own code cells, from autograd_lab.json next to this module
+    (or in `folder`); None when the lab has none (then every name is shared)."""
+    path = os.path.join(folder or os.path.dirname(os.path.abspath(__file__)), LAB_FILE)
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        cells = data["provided_cells"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return frozenset(c for c in cells if isinstance(c, str))
+
+
+def _track_kernel_bindings() -> None:
+    """In a Jupyter kernel (students' checks, otter run): keep a BindingLog of the cells that
+    run, and give each otter check an environment in which stale names are Stale markers."""
+    try:
+        from IPython import get_ipython
+        shell = get_ipython()
+    except Exception:   # noqa: BLE001  (no IPython: a script, the secure grader's run)
+        return
+    if shell is None or getattr(shell, "_autograd_binding_log", None) is not None:
+        return
+    provided = lab_provided_cells()
+    try:
+        from otter.execute import Checker
+    except Exception:   # noqa: BLE001
+        return
+    if provided is None or not isinstance(Checker.__dict__.get("check"), classmethod):
+        return
+    log, current = BindingLog(), {"provided": True}
+    original = Checker.__dict__["check"].__func__
+
+    def before_cell(info) -> None:
+        current["provided"] = cell_fingerprint(getattr(info, "raw_cell", "") or "") in provided
+
+    def after_cell(result) -> None:
+        info = getattr(result, "info", None)
+        ran = getattr(result, "error_before_exec", None) is None and getattr(result, "error_in_exec", None) is None
+        assigned = assigned_names(getattr(info, "raw_cell", "") or "") if ran else ()
+        log.observe(shell.user_ns, provided=current["provided"], assigned=assigned)
+
+    def check(cls, nb_or_test_path, nbmeta_config, test_name=None, global_env=None):
+        env = shell.user_ns if global_env is None else global_env
+        question = test_name or os.path.splitext(os.path.basename(str(nb_or_test_path)))[0]
+        log.observe(env, provided=current["provided"])   # what this cell set before its check
+        stale = log.stale(question, list(env))
+        if stale:
+            env = dict(env)
+            env.update({name: Stale(name, earlier) for name, earlier in stale.items()})
+        try:
+            return original(cls, nb_or_test_path, nbmeta_config, test_name, env)
+        finally:
+            log.checked(question)
+
+    shell.events.register("pre_run_cell", before_cell)
+    shell.events.register("post_run_cell", after_cell)
+    Checker.check = classmethod(check)
+    shell._autograd_binding_log = log
 
 
 # --------------------------------------------------------------------------- facts
@@ -452,6 +614,7 @@ def _leaves_of(t_outputs) -> tuple[list, dict]:
 
 tracker = _BackwardTracker()
 tracker.install()
+_track_kernel_bindings()
 
 
 # --------------------------------------------------------------------------- observing

@@ -197,6 +197,10 @@ UNSUPPORTED_TESTS = {
                           "def test_q4_gradcheck(SQ):\n    import torch\n"
                           "    t = torch.tensor([0.5, 1.5], dtype=torch.float64, requires_grad=True)\n"
                           "    assert torch.autograd.gradcheck(SQ.apply, (t,))", "autograd Function SQ directly"),
+    # q2's test reads what q1's answer cell set: both graders would call it stale for students
+    "earlier_questions_name": ("test_q2_backward_called",
+                               "def test_q2_backward_called(offset):\n    assert offset == 3",
+                               "tests may use only names its own cells set"),
 }
 
 
@@ -206,7 +210,7 @@ def gate_message(tmp_path_factory):
     imports os (which the source screen flags)."""
     root, nb = _master_copy(tmp_path_factory.mktemp("gate"))
     index = next(i for i, c in enumerate(nb.cells) if "x = torch.tensor(2.0, requires_grad=True)  # SOLUTION" in c.source)
-    nb.cells[index].source += "\ndef square(t):\n    return t ** 2\nimport os\n"
+    nb.cells[index].source += "\ndef square(t):\n    return t ** 2\nimport os\noffset = 3\n"
     for name, source, _ in UNSUPPORTED_TESTS.values():
         _replace_test(nb, name, source)
     return _build_error(root, nb)

@@ -1300,3 +1300,61 @@ class SQOnlyForSix(SQ):
 def test_function_honest_only_for_one_shape_fails_the_probe():
     with pytest.raises(ac.CheckFailed):
         ac.check_function_upstream({"SQ": SQOnlyForSix}, "SQ", reference=lambda t: t ** 2)
+
+
+# ------------------------------------------------------------ which cells set each name
+
+
+def test_binding_log_marks_names_an_earlier_question_set():
+    log = ac.BindingLog()
+    ns = {"torch": object()}
+    log.observe(ns, provided=True)                      # the lab's set-up cell
+    ns["x"] = leaf(2.0)
+    log.observe(ns, provided=False)                     # q1's answer
+    assert log.stale("q1", ["x", "torch"]) == {}
+    log.checked("q1")
+    log.observe(ns, provided=False)                     # q2's answer set nothing
+    assert log.stale("q2", ["x", "torch"]) == {"x": "q1"}
+    log.checked("q2")
+    assert log.stale("q1", ["x"]) == {}                 # q1 re-checked: x is still what q1's cells set
+    ns["x"] = leaf(3.0)
+    log.observe(ns, provided=False)                     # q3's answer sets x again
+    assert log.stale("q3", ["x"]) == {}
+    log.checked("q3")
+    assert log.stale("q1", ["x"]) == {"x": "q3"}        # going back to q1 without rerunning it
+
+
+def test_binding_log_counts_an_assignment_of_the_same_object():
+    log = ac.BindingLog()
+    ns = {"x": ...}
+    log.observe(ns, provided=False)
+    log.checked("q1")
+    log.observe(ns, provided=False, assigned={"x"})     # `x = ...` again: the same Ellipsis
+    assert log.stale("q2", ["x"]) == {}
+
+
+def test_binding_log_shares_what_the_labs_own_cells_set():
+    log = ac.BindingLog()
+    ns = {"x": leaf(1.0)}
+    log.observe(ns, provided=False)
+    log.checked("q4")
+    ns["x"] = leaf(2.0)
+    log.observe(ns, provided=True)                      # a demo cell of the lab after q4
+    log.checked("q5")
+    assert log.stale("q6", ["x"]) == {}
+
+
+def test_cell_fingerprint_ignores_comments_spacing_and_otter_seed_lines():
+    a = ac.cell_fingerprint("x = torch.tensor(2.0)\nprint(x)\n")
+    assert ac.cell_fingerprint("# given\nx = torch.tensor( 2.0 )  # data\n\nprint(x)") == a
+    assert ac.cell_fingerprint("np_ab12.random.seed(42)\nrandom_cd34.seed(42)\nx = torch.tensor(2.0)\nprint(x)") == a
+    assert ac.cell_fingerprint("x = torch.tensor(3.0)\nprint(x)") != a
+    magic = ac.cell_fingerprint("%matplotlib inline\nimport torch")
+    assert ac.cell_fingerprint("%matplotlib inline\n\nimport torch  # ok") == magic
+
+
+def test_assigned_names_are_the_cells_top_level_bindings():
+    src = ("import numpy as np\nfrom torch import nn\nx = y = 1\n(a, b), c = f()\nfor i in r: pass\n"
+           "with g() as h: pass\nif (w := 2): pass\ndef fn(q):\n    inner = 1\nclass K: attr = 1\n")
+    assert ac.assigned_names(src) == {"np", "nn", "x", "y", "a", "b", "c", "i", "h", "w", "fn", "K"}
+    assert ac.assigned_names("%matplotlib inline\nz = 1") == {"z"}

@@ -89,3 +89,20 @@ def test_template_checks_explain_what_is_missing(tmp_path):
         failed = text.count("Test case failed")
         assert failed >= 1, f"{q}:\n{text}"
         assert text.count("CheckFailed: ") == failed, f"{q}:\n{text}"
+
+
+def test_each_check_sees_only_what_its_own_cells_set(tmp_path):
+    """The stale-state rule in the student's kernel: q2's emptied answer leaves q1's x in place,
+    and q2's check says so; q3 sets its own x and passes; the lab's own cells (the SQ demo after
+    q4) set names every question may use."""
+    nb = nbformat.read(SOLUTION, as_version=4)
+    answer = next(c for c in nb.cells if c.cell_type == "code" and "x ** 2 + 2 * x + 1" in c.source)
+    answer.source = "# not done yet"
+    solution = tmp_path / "partial.ipynb"
+    nbformat.write(nb, solution)
+    checks = _check_cells(_execute(solution, tmp_path))
+    q2 = _text(checks["q2"])
+    assert "`x` was not set in this question's cells (it still holds the value from q1)" in q2, q2
+    assert "StaleName: " in q2 and "Traceback" not in q2, q2
+    for q in ("q1", "q3", "q4", "q5", "q6", "q7", "q8"):
+        assert f"{q} results: All test cases passed!" in _text(checks[q]), _text(checks[q])

@@ -60,11 +60,10 @@ EXPECTED = {
     # backward() that still runs fills xs.grad (a plain test cannot tell)
     "mean_vs_sum_and_signs": {"q1": 2.0, "q2": 2.0, "q3": 1.0, "q4": 1.5, "q5": 0.5, "q6": 2.0},
     # q1: w does not track (its check and the backward check fail), b's gradient is right;
-    # q2: w.grad is None, the step raises, only lr and w's value pass; q3: x**3 gives the wrong values;
+    # q2: w.grad is None, the step raises, only lr passes; q3: x**3 gives the wrong values;
     # q4: 2 outputs, the broadcast weight.grad still matches, bias.grad.item() raises;
     # q5: wrong keys, float values; q6: no backward: only xs and the array's type pass
-    # (w's value passes in q2 wherever w = 0.5 is left alone)
-    "structure_mistakes": {"q1": 1.5, "q2": 1.0, "q3": 1.5, "q4": 1.5, "q5": 0.5, "q6": 1.0},
+    "structure_mistakes": {"q1": 1.5, "q2": 0.5, "q3": 1.5, "q4": 1.5, "q5": 0.5, "q6": 1.0},
     # q1: backward twice doubles the gradients (the value checks and the plain b test fail;
     # that a pass happened is still true);
     # q2: steps from doubled gradients; q4: no backward; q5: a list; q6: a tensor whose

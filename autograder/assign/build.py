@@ -195,6 +195,21 @@ def _allowlist_extension(master: MasterNotebook) -> dict[str, bytes]:
     return {ALLOW_FILE: (json.dumps(extra, indent=1, sort_keys=True) + "\n").encode()}
 
 
+ANSWER_TAGS = frozenset({"otter_answer_cell", "otter_assign_solution_cell"})
+STALE_HINT = "was not set in this question's cells"   # the start of autograd_checks.Stale's message
+
+
+def _lab_cells_file(student_notebook: Path) -> bytes:
+    """autograd_lab.json: fingerprints of the student notebook's code cells that are the lab's own
+    (not answer cells), so that both graders judge each question on what its own cells set."""
+    from ..autograd_checks import cell_fingerprint
+
+    nb = nbformat.read(student_notebook, as_version=4)
+    provided = sorted({cell_fingerprint(cell.source) for cell in nb.cells if cell.cell_type == "code"
+                       and not ANSWER_TAGS & set(cell.get("metadata", {}).get("tags", []) or [])})
+    return (json.dumps({"provided_cells": provided}, indent=1) + "\n").encode()
+
+
 # What the secure grader's judge can give a test, for the gate's message.
 SUPPORTED = ("tests get the question's names as real objects rebuilt from what the run observed: tensors "
              "(values, dtype, requires_grad, is_leaf, grad_fn, .grad), Python numbers, strings, lists, "
@@ -223,8 +238,14 @@ def secure_gate(autograder_zip: Path, solution: Path, master: MasterNotebook) ->
             problems.append(f"{where}: {q.status_text}")
             continue
         for t in q.tests:
-            if not t.passed:
-                problems.append(f"{where}, {t.name}: " + (t.error or f"fails under the secure grader: {t.hint}"))
+            if t.passed:
+                continue
+            if not t.error and STALE_HINT in t.hint:   # both graders apply this rule
+                problems.append(f"{where}, {t.name}: {t.hint.split('.')[0]}: a question's tests may use only "
+                                f"names its own cells set, or names set by the lab's own cells (set-up or data "
+                                f"cells without SOLUTION markers); test what this question computes")
+                continue
+            problems.append(f"{where}, {t.name}: " + (t.error or f"fails under the secure grader: {t.hint}"))
     if problems:
         raise BuildError(f"{master.path.name}: the secure grader does not give the solution full marks, "
                          f"though otter run does: " + "; ".join(problems) + f". In the secure grader, {SUPPORTED}.")
@@ -258,7 +279,13 @@ def build(lab: str, *, root: Path | None = None, student_root: Path | None = Non
             raise BuildError(f"otter assign wrote {len(zips)} autograder zips, expected 1")
         lab_dist = dist_root / lab
         staged_zip = Path(tmp) / "autograder.zip"
-        _write_stable_zip(zips[0], staged_zip, _allowlist_extension(master))
+        students = sorted(student.glob("*.ipynb"))
+        if len(students) != 1:
+            raise BuildError(f"otter assign wrote {len(students)} student notebooks, expected 1")
+        from ..autograd_checks import LAB_FILE
+        lab_cells = _lab_cells_file(students[0])
+        (student / LAB_FILE).write_bytes(lab_cells)
+        _write_stable_zip(zips[0], staged_zip, {**_allowlist_extension(master), f"files/{LAB_FILE}": lab_cells})
         zips[0].unlink()
         solutions = sorted(autograder.glob("*.ipynb"))
         if len(solutions) != 1:

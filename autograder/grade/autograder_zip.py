@@ -47,6 +47,9 @@ class Autograder:
     public_dir: Path       # just the checks module, for the workers
     questions: list[Question]
     allowlist: Allowlist = DEFAULT   # what the source screen allows (defaults + the lab's allow:)
+    # fingerprints of the lab's own code cells (files/autograd_lab.json): names they set are shared
+    # by every question; None (an older zip): the stale-state rule is off, as in the kernel
+    provided_cells: frozenset[str] | None = None
 
     def question(self, name: str) -> Question | None:
         return next((q for q in self.questions if q.name == name), None)
@@ -121,8 +124,10 @@ def load_autograder(zip_path: Path) -> Autograder:
             allowlist = DEFAULT.extended(json.loads((private / ALLOW_FILE).read_text()))
         except (ValueError, TypeError, AttributeError) as exc:
             raise UserError(f"{zip_path}: {ALLOW_FILE} is not a valid allowlist extension ({exc})") from None
+    from ..autograd_checks import lab_provided_cells
     return Autograder(zip_path=zip_path, digest=digest, private_dir=private, public_dir=public,
-                      questions=questions, allowlist=allowlist)
+                      questions=questions, allowlist=allowlist,
+                      provided_cells=lab_provided_cells(str(private / "files")))
 
 
 def _natural_key(name: str):

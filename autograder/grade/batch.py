@@ -18,6 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ..autograd_checks import cell_fingerprint
 from ..errors import UserError
 from ..results import GRADED, Status, SubmissionResult, load_record, save_record, write_manifest
 from .autograder_zip import load_autograder
@@ -30,7 +31,6 @@ from .screen import screen_cells
 from .submission import InputFile, InvalidSubmission, content_digest, discover, read_notebook
 
 # otter assign tags the cells students answer in (and, in its solution notebook, the solutions)
-ANSWER_TAGS = frozenset({"otter_answer_cell", "otter_assign_solution_cell"})
 
 
 @dataclass(frozen=True)
@@ -83,11 +83,6 @@ def _why(exc: Exception, what: str) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return f"{what} ({exc.strerror})"
     return f"{what} ({type(exc).__name__})"
-
-
-def _tags(metadata: dict) -> list[str]:
-    tags = metadata.get("tags") if isinstance(metadata, dict) else None
-    return [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
 
 
 def _invalid(item: InputFile, digest: str, reason: str, status: Status = Status.INVALID) -> SubmissionResult:
@@ -212,7 +207,9 @@ def _grade_with(pool, autograder, items, out, limits, summaries, progress, start
         try:
             notebook = read_notebook(data)
             cells = [cell.source for cell in notebook.code_cells]
-            answers = [bool(ANSWER_TAGS & set(_tags(cell.metadata))) for cell in notebook.code_cells]
+            # an answer cell is any cell that is not one of the lab's own (by content, not metadata)
+            answers = [autograder.provided_cells is not None and cell_fingerprint(source) not in autograder.provided_cells
+                       for source in cells]
         except Exception as exc:
             reason = _why(exc, "invalid notebook")
             for i in waiting.pop(digest):
@@ -225,10 +222,8 @@ def _grade_with(pool, autograder, items, out, limits, summaries, progress, start
             continue
         screened = screen_cells(cells, autograder.allowlist)
         findings[digest] = screened.findings
-        # The stale-state rule (answers -> stale names) stays off until otter run and the students'
-        # checks apply it too: one grader alone would break the parity the corpus tests.
-        del answers
-        jobs.append((digest, build_job(digest, cells, screened, autograder, limits, digest + autograder.digest)))
+        jobs.append((digest, build_job(digest, cells, screened, autograder, limits, digest + autograder.digest,
+                                       answers)))
 
     graded_now = 0
     if jobs:

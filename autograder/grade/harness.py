@@ -268,11 +268,11 @@ def run_cells(job, skip: set[int], recorder: Recorder) -> None:
 
     ipython = job.mode == "ipython"
     runner = _IPythonRunner() if ipython else _FastRunner()
-    # Which segment last bound each name a test uses, and whether in an answer cell: a question
-    # is judged on what its own cells set (names from set-up cells stay shared).
-    watched = {name for q in job.questions for name in q.names}
-    segment_question = {q.segment: q.name for q in job.questions}
-    last_bound: dict[str, tuple[int, bool]] = {}
+    # Which question's answer cells last set each name a test uses: a question is judged on what
+    # its own cells set (names from the lab's own cells stay shared). The kernel keeps the same log.
+    watched = sorted({name.split(".")[0] for q in job.questions for name in q.names})
+    bindings = autograd_checks.BindingLog()
+    cell = {"provided": True}
     recorder.emit({"t": "mode", "m": runner.mode})
     integrity = Integrity()
     integrity.watch.append((recorder, dict(vars(recorder)), True))   # its emit can be shadowed per instance
@@ -281,17 +281,22 @@ def run_cells(job, skip: set[int], recorder: Recorder) -> None:
     activity = _activity()
 
     def checkpoint(question: str) -> None:
+        try:
+            observe_question(question)
+        finally:
+            bindings.checked(question)
+
+    def observe_question(question: str) -> None:
         spec = questions.get(question)
         if spec is None or spec.segment in skip or not spec.checked:
             return
         with integrity.pristine(), _no_dispatch_modes():   # until the record is written
             namespace = runner.namespace
+            bindings.observe(namespace, provided=cell["provided"], names=watched)   # set before the check
             values = {}
-            stale = {}
+            stale = bindings.stale(question, {name.split(".")[0] for name in spec.names})
             for name in spec.names:
-                bound = last_bound.get(name)
-                if bound is not None and bound[1] and bound[0] < spec.segment and bound[0] in segment_question:
-                    stale[name] = segment_question[bound[0]]
+                if name.split(".")[0] in stale:
                     continue
                 if name in namespace:
                     try:
@@ -311,16 +316,13 @@ def run_cells(job, skip: set[int], recorder: Recorder) -> None:
         if segment != current:
             recorder.emit({"t": "seg", "s": segment})
             current = segment
-        namespace = runner.namespace
-        before = {name: namespace.get(name, _MISSING) for name in watched}   # held: ids stay unique
+        cell["provided"] = not (index < len(job.answers) and job.answers[index])
         if code is None:
             error = "SyntaxError"
         else:
             error = runner.run(index, job.sources[index] if ipython else code)
-        answer = index < len(job.answers) and job.answers[index]
-        for name, old in before.items():
-            if namespace.get(name, _MISSING) is not old:
-                last_bound[name] = (segment, answer)
+        assigned = autograd_checks.assigned_names(job.sources[index] if ipython else code) if not error else ()
+        bindings.observe(runner.namespace, provided=cell["provided"], names=watched, assigned=assigned)
         if error:
             recorder.emit({"t": "err", "s": segment, "e": error})
         now = _activity()
