@@ -25,6 +25,7 @@ import json
 import math
 import os
 import re
+import sys
 import warnings
 import weakref
 from dataclasses import dataclass
@@ -120,10 +121,9 @@ _OTTER_SEED_LINE = re.compile(r"^(np|random)_[A-Za-z0-9]+(\.random)?\.seed\(-?\d
 
 
 def cell_fingerprint(source: str) -> str:
-    """Equal for two cells that differ only in comments, blank lines and spacing (and the seed
-    lines otter run puts in front of every cell)."""
-    lines = [line for line in source.splitlines() if not _OTTER_SEED_LINE.match(line.strip())]
-    tree = _python_tree("\n".join(lines))
+    """Equal for two cells that differ only in comments, blank lines and spacing."""
+    lines = source.splitlines()
+    tree = _python_tree(source)
     if tree is not None:
         canonical = ast.dump(tree)
     else:   # not Python even for IPython: compare the lines that hold code
@@ -242,8 +242,17 @@ def _track_kernel_bindings() -> None:
     log, current = BindingLog(), {"provided": True}
     original = Checker.__dict__["check"].__func__
 
+    def without_otter_seeds(source: str) -> str:
+        # otter run puts `np_<id>.random.seed(N)` / `random_<id>.seed(N)` before every cell when a
+        # course sets `seed`; only lines on the real numpy and random modules are otter's
+        modules = (sys.modules.get("numpy"), sys.modules.get("random"))
+        return "\n".join(line for line in source.splitlines()
+                         if not (_OTTER_SEED_LINE.match(line.strip()) and
+                                 shell.user_ns.get(line.strip().split(".")[0], _MISSING) in modules))
+
     def before_cell(info) -> None:
-        current["provided"] = cell_fingerprint(getattr(info, "raw_cell", "") or "") in provided
+        source = without_otter_seeds(getattr(info, "raw_cell", "") or "")
+        current["provided"] = cell_fingerprint(source) in provided
 
     def after_cell(result) -> None:
         info = getattr(result, "info", None)
@@ -1024,8 +1033,12 @@ def _show(values: tuple[float, ...] | None, shape: tuple[int, ...], reference=No
 
 def _require_output_value(env, of: str, ref_value: torch.Tensor) -> None:
     """The gradient is right; is the function itself the one asked for (y = x**2 + 100 is not)?"""
-    out = _facts(env, of)
-    if out.kind != "tensor" or out.data.values is None or out.data.shape != tuple(ref_value.shape):
+    out = _require_tensor(env, of)
+    if out.data.shape != tuple(ref_value.shape):
+        _fail(f"The gradient is right at this point, but `{of}` has shape {out.data.shape}, "
+              f"while the function the exercise asks for gives shape {tuple(ref_value.shape)}. "
+              f"Compute `{of}` exactly as the exercise says.")
+    if out.data.values is None:   # too big to record: its shape is all there is to compare
         return
     if not _close(out.data.values, ref_value):
         _fail(f"The gradient is right at this point, but `{of}` is {_show(out.data.values, out.data.shape)}, "
@@ -1148,8 +1161,8 @@ def _started_at(env, out: Facts, root: int) -> bool:
 def _all_passes_from(env, f: Facts, of: str) -> None:
     """Every pass that added up in the gradient started at `of` (value check only: a hand-made
     gradient from another root, then a pass from `of` that adds nothing, is not autograd's)."""
-    out = _facts(env, of)
-    if out.kind == "tensor" and f.grad_roots and not all(_started_at(env, out, r) for r in f.grad_roots):
+    out = _require_tensor(env, of)   # a gradient cannot come from `of`.backward() if `of` is no tensor
+    if f.grad_roots and not all(_started_at(env, out, r) for r in f.grad_roots):
         _fail(_ran_more_than_once(name=f.name, of=of, times=max(f.backward_passes, 2)))
 
 
@@ -1173,8 +1186,8 @@ def _require_pass_from(env, f: Facts, of: str, functions: tuple[str, ...] = ()) 
         _fail(f"`{name}.grad` was computed through your own autograd Function "
               f"({', '.join(sorted(set(f.grad_through) - set(functions)))}). Compute `{of}` with "
               f"ordinary torch operations here.")
-    out = _facts(env, of)
-    if f.grad_roots and out.kind == "tensor" and not any(_started_at(env, out, r) for r in f.grad_roots):
+    out = _require_tensor(env, of)
+    if f.grad_roots and not any(_started_at(env, out, r) for r in f.grad_roots):
         _fail(f"`{name}.grad` was not computed by calling {of}.backward() on the `{of}` you have now: "
               f"backward() ran on another tensor, or `{of}` was assigned again afterwards. Compute "
               f"`{of}` from `{name}`, then call {of}.backward().")

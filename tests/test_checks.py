@@ -338,9 +338,9 @@ def test_backward_hand_typed_grad():
 
 def test_backward_hand_typed_grad_after_a_real_backward():
     x = leaf(2.0)
-    run(lambda x: x ** 2, x)
+    y = run(lambda x: x ** 2, x)
     x.grad = torch.tensor(4.0)
-    assert "set or changed by hand" in fails(ac.check_backward_called, {"x": x}, "x", of="y")
+    assert "set or changed by hand" in fails(ac.check_backward_called, {"x": x, "y": y}, "x", of="y")
 
 
 def test_backward_hand_typed_grad_not_laundered_by_autograd_grad():
@@ -352,10 +352,10 @@ def test_backward_hand_typed_grad_not_laundered_by_autograd_grad():
 
 def test_backward_grad_edited_in_place_under_no_grad():
     x = leaf(2.0)
-    run(lambda x: x ** 2, x)
+    y = run(lambda x: x ** 2, x)
     with torch.no_grad():
         x.grad += 1
-    msg = fails(ac.check_backward_called, {"x": x}, "x", of="y")
+    msg = fails(ac.check_backward_called, {"x": x, "y": y}, "x", of="y")
     assert "`x.grad` was set or changed by hand" in msg
 
 
@@ -366,10 +366,10 @@ def test_backward_grad_edited_in_place_under_no_grad():
 ], ids=["detach-fill", "copy", "zero-without-backward"])
 def test_backward_grad_edited_in_place_other_ways(edit):
     x = leaf(2.0)
-    run(lambda x: x ** 2, x)
+    y = run(lambda x: x ** 2, x)
     with torch.no_grad():
         edit(x.grad)
-    assert "set or changed by hand" in fails(ac.check_backward_called, {"x": x}, "x", of="y")
+    assert "set or changed by hand" in fails(ac.check_backward_called, {"x": x, "y": y}, "x", of="y")
 
 
 @pytest.mark.parametrize("edit", [
@@ -379,10 +379,10 @@ def test_backward_grad_edited_in_place_other_ways(edit):
 ], ids=["data-fill", "data-assign", "numpy-view"])
 def test_backward_grad_edited_through_data_is_reported(edit):
     x = leaf(2.0)
-    run(lambda x: x ** 3, x)  # wrong function: x.grad is 12, q1 wants 4
+    y = run(lambda x: x ** 3, x)  # wrong function: x.grad is 12, q1 wants 4
     edit(x.grad)
     assert float(x.grad) == 4.0
-    msg = fails(ac.check_grad_value, {"x": x}, "x", of="y", **Q1)
+    msg = fails(ac.check_grad_value, {"x": x, "y": y}, "x", of="y", **Q1)
     assert "set or changed by hand" in msg
 
 
@@ -408,8 +408,8 @@ def test_backward_retain_graph_passes():
     x = leaf(2.0)
     y = x ** 2
     y.backward(retain_graph=True)
-    ac.check_backward_called({"x": x}, "x", of="y")
-    ac.check_grad_value({"x": x}, "x", of="y", **Q1)
+    ac.check_backward_called({"x": x, "y": y}, "x", of="y")
+    ac.check_grad_value({"x": x, "y": y}, "x", of="y", **Q1)
 
 
 def test_backward_then_extra_autograd_grad_passes():
@@ -418,42 +418,41 @@ def test_backward_then_extra_autograd_grad_passes():
     y.backward(retain_graph=True)
     (g,) = torch.autograd.grad(y, x)
     assert float(g) == 4.0
-    ac.check_backward_called({"x": x}, "x", of="y")
-    ac.check_grad_value({"x": x}, "x", of="y", **Q1)
+    ac.check_backward_called({"x": x, "y": y}, "x", of="y")
+    ac.check_grad_value({"x": x, "y": y}, "x", of="y", **Q1)
 
 
 def test_backward_after_grad_set_to_none_passes():
     x = leaf(2.0)
-    run(lambda x: x ** 2, x)
+    y = run(lambda x: x ** 2, x)
     x.grad = None
-    run(lambda x: x ** 2, x)
-    ac.check_backward_called({"x": x}, "x", of="y")
-    ac.check_grad_value({"x": x}, "x", of="y", **Q1)
+    y = run(lambda x: x ** 2, x)
+    ac.check_backward_called({"x": x, "y": y}, "x", of="y")
+    ac.check_grad_value({"x": x, "y": y}, "x", of="y", **Q1)
 
 
 def test_backward_after_zero_grad_passes():
     x = leaf(2.0)
-    run(lambda x: x ** 2, x)
+    y = run(lambda x: x ** 2, x)
     x.grad.zero_()
-    run(lambda x: x ** 2, x)
-    ac.check_backward_called({"x": x}, "x", of="y")
-    ac.check_grad_value({"x": x}, "x", of="y", **Q1)
+    y = run(lambda x: x ** 2, x)
+    ac.check_backward_called({"x": x, "y": y}, "x", of="y")
+    ac.check_grad_value({"x": x, "y": y}, "x", of="y", **Q1)
 
 
 @pytest.mark.parametrize("how", ["functional", "inputs", "parameter", "custom-function"])
 def test_backward_other_honest_ways_pass(how):
     x = torch.nn.Parameter(torch.tensor(2.0)) if how == "parameter" else leaf(2.0)
+    y = SQ.apply(x) if how == "custom-function" else x ** 2
     if how == "functional":
-        torch.autograd.backward(x ** 2)
+        torch.autograd.backward(y)
     elif how == "inputs":
-        (x ** 2).backward(inputs=[x])
-    elif how == "custom-function":
-        SQ.apply(x).backward()
+        y.backward(inputs=[x])
     else:
-        (x ** 2).backward()
+        y.backward()
     allowed = ("SQ",) if how == "custom-function" else ()   # a question that asks for a Function
-    ac.check_backward_called({"x": x}, "x", of="y", functions=allowed)
-    ac.check_grad_value({"x": x}, "x", of="y", **Q1, functions=allowed)
+    ac.check_backward_called({"x": x, "y": y}, "x", of="y", functions=allowed)
+    ac.check_grad_value({"x": x, "y": y}, "x", of="y", **Q1, functions=allowed)
 
 
 def test_backward_through_a_custom_function_fails_unless_the_question_asks_for_it():
@@ -466,9 +465,10 @@ def test_backward_through_a_custom_function_fails_unless_the_question_asks_for_i
 def test_backward_following_the_retain_grad_hint_is_not_called_hand_edited():
     x = leaf(2.0) * 1
     x.retain_grad()
-    (x ** 2).backward()
+    y = x ** 2
+    y.backward()
     assert float(x.grad) == 4.0
-    ac.check_backward_called({"x": x}, "x", of="y")
+    ac.check_backward_called({"x": x, "y": y}, "x", of="y")
 
 
 # ---------------------------------------------------------------- check_grad_value
@@ -484,6 +484,23 @@ def test_grad_value_surrogate_with_right_value_and_slope_fails(surrogate):
     msg = fails(ac.check_grad_value, {"x": x, "y": y}, "x", of="y", **Q1)
     assert "changes differently around this point" in msg
     assert not numbers(msg) - {"2"}   # no reference numbers in the hint
+
+
+@pytest.mark.parametrize("output", [
+    lambda x: (x ** 2 + 100).reshape(1),   # right gradient, wrong value, hidden behind a shape
+    lambda x: 4.0,                          # backward ran on another tensor; y is a number
+    lambda x: None,                         # y deleted after the pass
+], ids=["reshaped", "number", "missing"])
+def test_grad_value_checks_the_output_whatever_it_is(output):
+    x = leaf(2.0)
+    y = output(x)
+    (y if isinstance(y, torch.Tensor) else x ** 2 + 100).backward()
+    env = {"x": x, "y": y} if y is not None else {"x": x}
+    msg = fails(ac.check_grad_value, env, "x", of="y", **Q1)
+    if isinstance(y, torch.Tensor):
+        assert "`y` has shape (1,)" in msg
+    else:
+        assert "`y`" in fails(ac.check_backward_called, env, "x", of="y")
 
 
 def test_grad_value_curvature_is_measured_along_the_recorded_direction():
@@ -511,24 +528,25 @@ def test_curvature_pass_leaves_retained_grads_and_hook_results_alone():
 
 def test_grad_value_through_an_allowed_function_is_not_curvature_checked():
     x = leaf(2.0)
-    SQ.apply(x).backward()
-    facts = ac.check_grad_value({"x": x}, "x", of="y", **Q1, functions=("SQ",))
+    y = SQ.apply(x)
+    y.backward()
+    facts = ac.check_grad_value({"x": x, "y": y}, "x", of="y", **Q1, functions=("SQ",))
     assert facts.grad_curvature is None and facts.grad_through == ("SQ",)
 
 
 
 def test_grad_value_shape_mismatch():
     x = leaf([2.0, 1.0])
-    run(lambda x: (x ** 2).sum(), x)
-    msg = fails(ac.check_grad_value, {"x": x}, "x", of="y", **Q1)
+    y = run(lambda x: (x ** 2).sum(), x)
+    msg = fails(ac.check_grad_value, {"x": x, "y": y}, "x", of="y", **Q1)
     assert "`x.grad` has shape (2,), but `x` should have shape ()" in msg
 
 
 @pytest.mark.parametrize("fn", [torch.sqrt, torch.log], ids=["sqrt", "log"])
 def test_grad_value_nan_or_inf(fn):
     x = leaf(0.0)
-    run(fn, x)
-    msg = fails(ac.check_grad_value, {"x": x}, "x", of="y", **Q1)
+    y = run(fn, x)
+    msg = fails(ac.check_grad_value, {"x": x, "y": y}, "x", of="y", **Q1)
     assert "`x.grad` contains nan or inf" in msg
     assert "in `y`" in msg
 
@@ -536,8 +554,8 @@ def test_grad_value_nan_or_inf(fn):
 @pytest.mark.parametrize("times", [2, 3, 4])
 def test_grad_value_backward_several_times(times):
     x = leaf(2.0)
-    run(Q2["reference"], x, times=times)
-    msg = fails(ac.check_grad_value, {"x": x}, "x", of="y", **Q2)
+    y = run(Q2["reference"], x, times=times)
+    msg = fails(ac.check_grad_value, {"x": x, "y": y}, "x", of="y", **Q2)
     assert f"backward() ran {times} times" in msg
     assert "right value" not in msg and "is 8" not in msg   # no multiple of the reference
     assert "x.grad = None" in msg
@@ -545,61 +563,61 @@ def test_grad_value_backward_several_times(times):
 
 def test_grad_value_backward_twice_vector():
     x = torch.linspace(-10, 10, 10, requires_grad=True)
-    run(lambda x: torch.sum(x ** 2), x, times=2)
-    msg = fails(ac.check_grad_value, {"x": x}, "x", of="y", **Q6)
+    y = run(lambda x: torch.sum(x ** 2), x, times=2)
+    msg = fails(ac.check_grad_value, {"x": x, "y": y}, "x", of="y", **Q6)
     assert "backward() ran 2 times" in msg
     assert "-40" not in msg   # the student's doubled values are twice the reference: not shown
 
 
 def test_grad_value_backward_twice_relu():
     x = torch.linspace(-10, 10, 1000, requires_grad=True)
-    run(lambda x: torch.sum(torch.relu(x)), x, times=2)
-    assert "backward() ran 2 times" in fails(ac.check_grad_value, {"x": x}, "x", of="y", **Q7)
+    y = run(lambda x: torch.sum(torch.relu(x)), x, times=2)
+    assert "backward() ran 2 times" in fails(ac.check_grad_value, {"x": x, "y": y}, "x", of="y", **Q7)
 
 
 def test_grad_value_sign_flipped():
     x = leaf(2.0)
-    run(lambda x: -(x ** 2 + 2 * x + 1), x)
-    msg = fails(ac.check_grad_value, {"x": x}, "x", of="y", **Q2)
+    y = run(lambda x: -(x ** 2 + 2 * x + 1), x)
+    msg = fails(ac.check_grad_value, {"x": x, "y": y}, "x", of="y", **Q2)
     assert "`x.grad` is -6, which has the wrong sign" in msg
     assert "Check the signs in `y`" in msg
 
 
 def test_grad_value_value_instead_of_derivative():
     x = leaf(2.0)
-    run(lambda x: x ** 3 / 3 + x ** 2 + x, x)  # derivative x^2+2x+1 = 9 = f(2) of q2
-    msg = fails(ac.check_grad_value, {"x": x}, "x", of="y", **Q2)
+    y = run(lambda x: x ** 3 / 3 + x ** 2 + x, x)  # derivative x^2+2x+1 = 9 = f(2) of q2
+    msg = fails(ac.check_grad_value, {"x": x, "y": y}, "x", of="y", **Q2)
     assert "`x.grad` is 9, which is the value of the function" in msg
     assert "not its derivative" in msg
 
 
 def test_grad_value_wrong_point():
     x = leaf(3.0)
-    run(lambda x: x ** 2, x)
-    msg = fails(ac.check_grad_value, {"x": x}, "x", of="y", **Q1)
+    y = run(lambda x: x ** 2, x)
+    msg = fails(ac.check_grad_value, {"x": x, "y": y}, "x", of="y", **Q1)
     assert "`x.grad` is the right derivative, but at x = 3" in msg
     assert "different point" in msg
 
 
 def test_grad_value_wrong_point_vector():
     x = torch.linspace(-5, 5, 10, requires_grad=True)
-    run(lambda x: torch.sum(x ** 2), x)
-    msg = fails(ac.check_grad_value, {"x": x}, "x", of="y", **Q6)
+    y = run(lambda x: torch.sum(x ** 2), x)
+    msg = fails(ac.check_grad_value, {"x": x, "y": y}, "x", of="y", **Q6)
     assert "right derivative, but at x = [-5, -3.88889" in msg
 
 
 def test_grad_value_wrong_point_two_variables():
     u, v = leaf(2.0), leaf(2.0)
-    run(Q5["reference"], u, v)
-    msg = fails(ac.check_grad_value, {"u": u, "v": v}, "u", of="f", **Q5)
+    f = run(Q5["reference"], u, v)
+    msg = fails(ac.check_grad_value, {"u": u, "v": v, "f": f}, "u", of="f", **Q5)
     assert "right derivative, but at u = 2" in msg
     assert "v =" not in msg  # v is at the right value
 
 
 def test_grad_value_generic_wrong_value():
     x = leaf(2.0)
-    run(lambda x: x ** 2 + x, x)  # gradient 5, q1 wants 4
-    msg = fails(ac.check_grad_value, {"x": x}, "x", of="y", **Q1)
+    y = run(lambda x: x ** 2 + x, x)  # gradient 5, q1 wants 4
+    msg = fails(ac.check_grad_value, {"x": x, "y": y}, "x", of="y", **Q1)
     assert "`x.grad` is 5, which is not the right derivative" in msg
     assert "`y` is computed exactly as the exercise says" in msg
 
@@ -608,8 +626,8 @@ def test_grad_value_generic_wrong_value_when_value_equals_derivative():
     # q1 at x=2: y(2) = y'(2) = 4, so a gradient equal to the value would be right; a wrong
     # gradient must not be explained as "the value of the function".
     x = leaf(2.0)
-    run(lambda x: x ** 2 + 3 * x, x)  # gradient 7
-    msg = fails(ac.check_grad_value, {"x": x}, "x", of="y", **Q1)
+    y = run(lambda x: x ** 2 + 3 * x, x)  # gradient 7
+    msg = fails(ac.check_grad_value, {"x": x, "y": y}, "x", of="y", **Q1)
     assert "not the right derivative" in msg and "value of the function" not in msg
 
 
@@ -636,8 +654,8 @@ def test_grad_value_passes_single_variable(spec, env_fn):
 
 def test_grad_value_q7_relu_values():
     x = torch.linspace(-10, 10, 1000, requires_grad=True)
-    run(lambda x: torch.sum(torch.relu(x)), x)
-    facts = ac.check_grad_value({"x": x}, "x", of="y", **Q7)
+    y = run(lambda x: torch.sum(torch.relu(x)), x)
+    facts = ac.check_grad_value({"x": x, "y": y}, "x", of="y", **Q7)
     assert set(facts.grad.values) == {0.0, 1.0} and len(facts.grad.values) == 1000
 
 
@@ -662,16 +680,15 @@ def test_grad_value_passes_two_variables(spec, point):
 
 def test_grad_value_accepts_float32_rounding():
     x = leaf(0.1)
-    run(lambda x: torch.exp(x) * torch.sin(x), x)
-    ac.check_grad_value({"x": x}, "x", of="y",
+    y = run(lambda x: torch.exp(x) * torch.sin(x), x)
+    ac.check_grad_value({"x": x, "y": y}, "x", of="y",
                         reference=lambda x: torch.exp(x) * torch.sin(x), at={"x": 0.1})
 
 
 def _q1_env(fn, x0=2.0, times=1):
     def build():
         x = leaf(x0)
-        run(fn, x, times=times)
-        return {"x": x}
+        return {"x": x, "y": run(fn, x, times=times)}
     return build
 
 
@@ -689,7 +706,7 @@ def _q1_env(fn, x0=2.0, times=1):
 def test_grad_value_messages_do_not_reveal_reference(spec, build, expected):
     env = build()
     if expected is None:  # q6 backward twice
-        run(lambda x: torch.sum(x ** 2), env["x"], times=2)
+        env["y"] = run(lambda x: torch.sum(x ** 2), env["x"], times=2)
         expected = "2 times"
     msg = fails(ac.check_grad_value, env, "x", of="y", **spec)
     assert expected in msg
@@ -702,15 +719,15 @@ def test_grad_value_messages_do_not_reveal_reference(spec, build, expected):
 @pytest.mark.parametrize("x0", [4.0, -2.0])
 def test_grad_value_wrong_point_not_misdiagnosed(x0):
     x = leaf(x0)
-    run(lambda x: x ** 2, x)  # one honest backward of the right function, at the wrong x
-    msg = fails(ac.check_grad_value, {"x": x}, "x", of="y", **Q1)
+    y = run(lambda x: x ** 2, x)  # one honest backward of the right function, at the wrong x
+    msg = fails(ac.check_grad_value, {"x": x, "y": y}, "x", of="y", **Q1)
     assert "different point" in msg, msg
 
 
 def test_grad_value_wrong_function_not_called_repeated_backward():
     x = leaf(2.0)
-    run(lambda x: x ** 3, x)  # exactly one backward()
-    msg = fails(ac.check_grad_value, {"x": x}, "x", of="y", **Q1)
+    y = run(lambda x: x ** 3, x)  # exactly one backward()
+    msg = fails(ac.check_grad_value, {"x": x, "y": y}, "x", of="y", **Q1)
     assert "ran 3 times" not in msg, msg
 
 
@@ -1344,10 +1361,12 @@ def test_binding_log_shares_what_the_labs_own_cells_set():
     assert log.stale("q6", ["x"]) == {}
 
 
-def test_cell_fingerprint_ignores_comments_spacing_and_otter_seed_lines():
+def test_cell_fingerprint_ignores_comments_and_spacing_only():
     a = ac.cell_fingerprint("x = torch.tensor(2.0)\nprint(x)\n")
     assert ac.cell_fingerprint("# given\nx = torch.tensor( 2.0 )  # data\n\nprint(x)") == a
-    assert ac.cell_fingerprint("np_ab12.random.seed(42)\nrandom_cd34.seed(42)\nx = torch.tensor(2.0)\nprint(x)") == a
+    # a line that looks like otter's seeding can call anything: only the kernel, which can see
+    # that the name is the real numpy or random module, leaves it out
+    assert ac.cell_fingerprint("random_a.seed(1)\nx = torch.tensor(2.0)\nprint(x)") != a
     assert ac.cell_fingerprint("x = torch.tensor(3.0)\nprint(x)") != a
     magic = ac.cell_fingerprint("%matplotlib inline\nimport torch")
     assert ac.cell_fingerprint("%matplotlib inline\n\nimport torch  # ok") == magic

@@ -44,6 +44,10 @@ Q1_ATTACKS = {
     "tangent_line": (X + "y = 4 * x - 4\ny.backward()\n", {"test_q1_grad_value"}),
     "detached_value_plus_slope": (X + "y = (x ** 2).detach() + 4 * (x - x.detach())\ny.backward()\n",
                                   {"test_q1_grad_value"}),
+    # the output is no scalar, or no tensor at all: its value and the pass's root are still checked
+    "output_reshaped_wrong_value": (X + "y = (x ** 2 + 100).reshape(1)\ny.backward()\n", {"test_q1_grad_value"}),
+    "output_rebound_to_a_number": (X + "z = x ** 2\nz.backward()\ny = 4.0\n",
+                                   {"test_q1_backward_called", "test_q1_grad_value"}),
     "meta_device": ("x = torch.tensor(2.0, requires_grad=True, device='meta')\ny = x ** 2\ny.backward()\n",
                     {"test_q1_x_tracks_gradients", "test_q1_y_from_x", "test_q1_backward_called",
                      "test_q1_grad_value"}),
