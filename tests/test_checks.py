@@ -511,7 +511,20 @@ def test_grad_value_curvature_is_measured_along_the_recorded_direction():
     expected = (6 * x.detach().double() * r).tolist()    # Hessian of sum(x^3) is diag(6x)
     assert facts.grad_curvature == pytest.approx(expected, rel=1e-5, abs=1e-6)
     assert ac.reference_curvature(lambda x: torch.sum(x ** 3), {"x": x.detach()}, "x",
-                                  facts.curvature_seed).tolist() == pytest.approx(expected, rel=1e-9)
+                                  facts.curvature_seed, {"x": 0}).tolist() == pytest.approx(expected, rel=1e-9)
+
+
+def test_grad_value_two_variable_surrogate_without_the_mixed_term_fails():
+    # q8 at (2, 1): value 6, slopes 5 and 10, f_uu = 2 and f_vv = 8 all match; f_uv = 9 does not
+    u, v = leaf(2.0), leaf(1.0)
+    f = run(lambda u, v: 6 + 5 * (u - 2) + 10 * (v - 1) + (u - 2) ** 2 + 4 * (v - 1) ** 2, u, v)
+    env = {"u": u, "v": v, "f": f}
+    assert "changes differently around this point" in fails(ac.check_grad_value, env, "u", of="f", **Q8)
+    assert "changes differently around this point" in fails(ac.check_grad_value, env, "v", of="f", **Q8)
+    u2, v2 = leaf(2.0), leaf(1.0)   # the honest function passes, for both variables
+    honest = {"u": u2, "v": v2, "f": run(Q8["reference"], u2, v2)}
+    ac.check_grad_value(honest, "u", of="f", **Q8)
+    ac.check_grad_value(honest, "v", of="f", **Q8)
 
 
 def test_curvature_pass_leaves_retained_grads_and_hook_results_alone():

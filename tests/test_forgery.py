@@ -116,6 +116,11 @@ def graded(tmp_path_factory):
         _solution(), "torch.linspace(-10, 10, 10, requires_grad=True)",
         "x = torch.linspace(-10, 10, 10, requires_grad=True)\nx0 = x.detach()\n"
         "Y = x0 ** 2 + 2 * x0 * (x - x0)\ny = torch.sum(Y)\ny.backward()\n")
+    # q8 as a sum of one-variable parts: value, slopes and f_uu, f_vv right; the mixed term is missing
+    notebooks["gap_q8_separable.ipynb"] = _replace_cell(
+        _solution(), "f = u * v + (u * v) ** 2",
+        "u = torch.tensor(2.0, requires_grad=True)\nv = torch.tensor(1.0, requires_grad=True)\n"
+        "f = 6 + 5 * (u - 2) + 10 * (v - 1) + (u - 2) ** 2 + 4 * (v - 1) ** 2\nf.backward()\n")
     # a Function right only on float64 inputs (the probe's), wrong as students use it
     notebooks["gap_dtype_sly_function.ipynb"] = _replace_cell(_solution(), "class SQ(", SLY_SQ)
     for name, nb in notebooks.items():
@@ -167,6 +172,12 @@ def test_q6_tangent_everywhere_loses_the_value_test(graded):
     assert "changes differently around this point" in hint
 
 
+def test_q8_without_the_mixed_term_loses_both_value_tests(graded):
+    r = graded["gap_q8_separable.ipynb"]
+    assert _failed(r, "q8") == {"test_q8_u_grad_value", "test_q8_v_grad_value"}
+    assert not r.flagged
+
+
 def test_function_right_only_on_the_probe_dtype_loses_forward(graded):
     r = graded["gap_dtype_sly_function.ipynb"]
     assert "test_q4_forward" in _failed(r, "q4")
@@ -179,4 +190,4 @@ def test_hints_never_state_the_reference_gradient(graded):
 
 
 def test_every_file_is_one_row(graded):
-    assert len(graded) == len(Q1_ATTACKS) + len(Q1_HONEST) + 4
+    assert len(graded) == len(Q1_ATTACKS) + len(Q1_HONEST) + 5

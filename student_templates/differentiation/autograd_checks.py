@@ -353,6 +353,7 @@ class Facts:
     # .grad (None: not known, e.g. the pass went through a custom Function or added up passes)
     grad_curvature: tuple[float, ...] | None = None
     curvature_seed: int = 0
+    curvature_with: tuple[int, ...] = ()   # idents of the leaves r spanned, in the order of their directions
     probe: FunctionProbe | None = None
 
     def to_plain(self) -> dict:
@@ -382,11 +383,13 @@ class Provenance:
     through: tuple[str, ...] = ()
     curvature: tuple[float, ...] | None = None
     curvature_seed: int = 0
+    curvature_with: tuple[int, ...] = ()
 
 
-def curvature_direction(seed: int, shape: tuple[int, ...]) -> torch.Tensor:
-    """The direction r (float64, entries in [0.5, 1.5)) that a curvature fact was taken along."""
-    generator = _Generator().manual_seed(seed)
+def curvature_direction(seed: int, shape: tuple[int, ...], index: int = 0) -> torch.Tensor:
+    """The part of the direction r (float64, entries in [0.5, 1.5)) that lies along the
+    `index`-th leaf of a pass whose curvature was taken with `seed`."""
+    generator = _Generator().manual_seed(seed * 64 + index)
     return _rand(tuple(shape), generator=generator, dtype=_float64) + 0.5
 
 
@@ -419,27 +422,37 @@ def _curvatures(roots: list, seeds, leaves: list) -> dict:
 
 
 def _measure_curvatures(roots: list, seeds, leaves: list) -> dict:
-    """For each leaf, before the pass runs: (seed, values of d/dleaf (g . r)), g the gradient
-    the pass will accumulate and r a random direction; {} where autograd cannot differentiate
-    the graph twice. A surrogate with the right value and slope at the point (a tangent line)
-    has the wrong curvature."""
+    """Before the pass runs, for each leaf: (seed, the leaves' idents, values of d/dleaf (g . r)),
+    with g the gradients the pass will accumulate (all leaves together) and r a random direction
+    over all of them, so mixed partial derivatives count too; {} where autograd cannot
+    differentiate the graph twice. A surrogate with the right value and slope at the point (a
+    tangent line, or a sum of one-variable parts) has the wrong curvature."""
     if not leaves or len(leaves) > 64:
         return {}
     try:
         grads = _autograd_grad(roots, leaves, grad_outputs=seeds or None, retain_graph=True,
                                create_graph=True, allow_unused=True)
-        out = {}
+        used, seen = [], set()
         for leaf, g in zip(leaves, grads):
-            if g is None or _numel(leaf) > MAX_VALUES:
-                continue
-            seed = int.from_bytes(os.urandom(4), "little")
-            r = _TB.to(curvature_direction(seed, tuple(_get_shape(leaf))), _get_dtype(leaf))
-            if _get_requires_grad(g):
-                (h,) = _autograd_grad(_sum(_mul(g, r)), [leaf], retain_graph=True, allow_unused=True)
-            else:
-                h = None
+            if g is not None and _numel(leaf) <= MAX_VALUES and id(leaf) not in seen:
+                seen.add(id(leaf))
+                used.append((leaf, g))
+        if not used:
+            return {}
+        seed = int.from_bytes(os.urandom(4), "little")
+        order = tuple(sorted(id(leaf) for leaf, _ in used))
+        terms = [_sum(_mul(g, _TB.to(curvature_direction(seed, tuple(_get_shape(leaf)), order.index(id(leaf))),
+                                      _get_dtype(g))))
+                 for leaf, g in used if _get_requires_grad(g)]
+        total = None
+        for term in terms:
+            total = term if total is None else total + term
+        hs = (_autograd_grad(total, [leaf for leaf, _ in used], retain_graph=True, allow_unused=True)
+              if total is not None and _get_requires_grad(total) else [None] * len(used))
+        out = {}
+        for (leaf, _), h in zip(used, hs):
             h = _zeros_like(_detach(leaf)) if h is None else _detach(h)
-            out[id(leaf)] = (seed, tuple(_tolist(_reshape(_to_double(h), (-1,)))))
+            out[id(leaf)] = (seed, order, tuple(_tolist(_reshape(_to_double(h), (-1,)))))
         return out
     except Exception:   # noqa: BLE001  (no double backward for some op, a modified saved tensor, ...)
         return {}
@@ -495,8 +508,8 @@ class _BackwardTracker:
             if grad is None:
                 continue
             if state == "fresh":
-                seed, curvature = (curvatures or {}).get(id(leaf), (0, None))
-                provenance = Provenance("autograd", 1, root_ids, seeded, through, curvature, seed)
+                seed, spanned, curvature = (curvatures or {}).get(id(leaf), (0, (), None))
+                provenance = Provenance("autograd", 1, root_ids, seeded, through, curvature, seed, spanned)
             elif state == "foreign":
                 provenance = Provenance("edited")
             else:
@@ -781,6 +794,7 @@ def _observe(obj: Any, name: str, probe_inputs) -> Facts:
             grad_roots=provenance.roots, grad_seeded=provenance.seeded,
             grad_through=provenance.through, grad_hooked=any(bool(h) for h in hooks),
             grad_curvature=provenance.curvature, curvature_seed=provenance.curvature_seed,
+            curvature_with=provenance.curvature_with,
         )
     if _isinstance(obj, _type) and _issubclass(obj, _FunctionBase) and obj is not _FunctionBase:
         inputs, upstream = probe_inputs or _default_probe_inputs()
@@ -923,6 +937,9 @@ def facts_from_plain(d: Mapping) -> Facts:
     seed = d.get("curvature_seed", 0)
     if _type(seed) is not int or not 0 <= seed < 2 ** 32:
         raise ValueError("bad curvature_seed")
+    spanned = d.get("curvature_with", [])
+    if not _isinstance(spanned, (list, tuple)) or len(spanned) > 64 or not all(_type(i) is int for i in spanned):
+        raise ValueError("bad curvature_with")
     return Facts(
         name=_text(d["name"], 100), kind=kind, type_name=_text(d["type_name"], 100),
         ident=d["ident"], node=d.get("node", 0), data=_tensor_data_from_plain(d["data"]),
@@ -932,7 +949,8 @@ def facts_from_plain(d: Mapping) -> Facts:
         grad=_tensor_data_from_plain(d["grad"]), grad_source=grad_source,
         backward_passes=passes, grad_roots=tuple(roots), grad_seeded=_flag(d.get("grad_seeded", False)),
         grad_through=tuple(_text(t, 100) for t in through), grad_hooked=_flag(d.get("grad_hooked", False)),
-        grad_curvature=_floats(d.get("grad_curvature")), curvature_seed=seed, probe=probe,
+        grad_curvature=_floats(d.get("grad_curvature")), curvature_seed=seed, curvature_with=tuple(spanned),
+        probe=probe,
     )
 
 
@@ -973,30 +991,47 @@ def _reference_gradients(reference, at):
 
 
 def reference_curvature(reference: Callable[..., torch.Tensor], at: Mapping[str, Any], name: str,
-                        seed: int) -> torch.Tensor:
-    """d/dname (d reference/d name . r) at `at`, r = curvature_direction(seed): the number the
-    tracker measured in the student's pass, computed from the reference in float64."""
+                        seed: int, directions: Mapping[str, int]) -> torch.Tensor:
+    """d/dname (grad reference . r) at `at`, r = curvature_direction(seed, shape, index) along each
+    argument named in `directions` (its index) and 0 along the others: the number the tracker
+    measured in the student's pass, computed from the reference in float64."""
     leaves = {arg: _as_float64(v).requires_grad_(True) for arg, v in at.items()}
     leaf = leaves[name]
-    (g,) = torch.autograd.grad(reference(**leaves), [leaf], create_graph=True, allow_unused=True)
-    if g is None or not g.requires_grad:
+    args = list(leaves)
+    grads = torch.autograd.grad(reference(**leaves), [leaves[a] for a in args], create_graph=True,
+                                allow_unused=True)
+    terms = [(g * curvature_direction(seed, tuple(leaves[a].shape), directions[a])).sum()
+             for a, g in zip(args, grads) if a in directions and g is not None and g.requires_grad]
+    if not terms:
         return torch.zeros_like(leaf.detach())
-    (h,) = torch.autograd.grad((g * curvature_direction(seed, tuple(leaf.shape))).sum(), [leaf],
-                               allow_unused=True)
+    (h,) = torch.autograd.grad(sum(terms), [leaf], allow_unused=True)
     return torch.zeros_like(leaf.detach()) if h is None else h.detach()
 
 
-def _require_curvature(f: Facts, of: str, reference, at: Mapping[str, Any]) -> None:
+def _curvature_indices(env, f: Facts, at: Mapping[str, Any]) -> dict[str, int]:
+    """For each argument of the reference that was a leaf of the student's pass, the index of
+    its part of the direction (the pass's leaves in the order of their idents)."""
+    out = {}
+    for arg in at:
+        other = f if arg == f.name else _facts(env, arg)
+        if other.kind == "tensor" and other.ident in f.curvature_with:
+            out[arg] = f.curvature_with.index(other.ident)
+    return out
+
+
+def _require_curvature(env, f: Facts, of: str, reference, at: Mapping[str, Any]) -> None:
     """The gradient and the value are right; does `of` also bend like the asked-for function?
-    (A tangent line, or a detached value plus a hand-made slope, has the right value and slope
-    at the point but curvature 0.) Passes through an allowed custom Function are not measured."""
+    (A tangent line, a detached value plus a hand-made slope, or a sum of one-variable parts
+    without the mixed terms has the right value and slope at the point but not the curvature.)
+    Passes through an allowed custom Function are not measured."""
     if f.grad_through or f.name not in at:
         return
     if f.grad_curvature is None:
         _fail(f"The checks could not confirm that `{of}` is the function the exercise asks for: "
               f"autograd could not differentiate it a second time. Compute `{of}` from "
               f"`{f.name}` with ordinary torch operations, exactly as the exercise says.")
-    ref = reference_curvature(reference, at, f.name, f.curvature_seed).reshape(-1).tolist()
+    ref = reference_curvature(reference, at, f.name, f.curvature_seed,
+                              _curvature_indices(env, f, at)).reshape(-1).tolist()
     scale = max((abs(r) for r in ref), default=0.0)
     if len(f.grad_curvature) != len(ref) or any(
             abs(s - r) > ATOL * 10 + CURVATURE_RTOL * scale for s, r in zip(f.grad_curvature, ref)):
@@ -1218,7 +1253,7 @@ def check_grad_value(env, name: str, *, of: str, reference: Callable[..., torch.
               f"zero in `{of}`.")
     if _close(f.grad.values, ref):
         _require_output_value(env, of, ref_value)
-        _require_curvature(f, of, reference, at)
+        _require_curvature(env, f, of, reference, at)
         return f
     got = _show(f.grad.values, f.grad.shape)
     wrong_point = _wrong_point(env, at)
