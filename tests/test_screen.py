@@ -187,6 +187,13 @@ ATTACKS = {
     "dunder_store_on_own": "class A:\n    def __init__(self):\n        self.__init__ = print\n",
     "grad_store_on_library_class": "import torch\ntorch.nn.Parameter.grad = property(print)\n",
     "grad_store_on_imported_class": "from torch.nn import Parameter\nParameter.grad = property(print)\n",
+    # found by the fourth red team: a library object under another name is still the library
+    "grad_store_on_module_alias": "import torch\nm = torch.autograd\nm.grad = print\n",
+    "grad_store_on_class_alias": "import torch\nT = torch.Tensor\nT.grad = property(print)\n",
+    "grad_store_on_alias_of_alias": "import torch\nT = torch.Tensor\nU = T\nU.data = 1\n",
+    "grad_store_through_container": "import torch\nL = [torch.Tensor]\nL[0].grad = property(print)\n",
+    "grad_store_on_loop_variable": "import torch\nfor T in (torch.Tensor,):\n    T.grad = property(print)\n",
+    "grad_store_on_type_result": "import torch\nx = torch.ones(1)\nT = type(x)\nT.grad = property(print)\n",
     "format_on_parameter": "def f(t, x):\n    return t.format(x)\nt = '{}'\nprint(t.format(1))\n",
     "format_on_loop_variable": "t = '{}'\nfor t in [t]:\n    print(t.format(1))\n",
     "store_on_two_module_alias": "import matplotlib.pylab as plt\nimport matplotlib.pyplot as plt\n"

@@ -194,8 +194,10 @@ class _Bindings:
             count[name] = count.get(name, 0) + 1
 
         pending = list(trees)
+        trees_seen: list[ast.AST] = []
         while pending:
             tree = pending.pop()
+            trees_seen.append(tree)
             for node in ast.walk(tree):
                 relative = isinstance(node, ast.ImportFrom) and (node.level or not node.module)
                 names = [] if relative else _names_bound_by(node)   # relative imports are findings
@@ -245,6 +247,7 @@ class _Bindings:
         for name in self.multi_module:
             self.modules.pop(name, None)
         self.library_names = self.conflicts | self.multi_module
+        self.library_aliases = self._library_aliases(trees_seen)
         self._function_classes(class_nodes)
         # one setup_context anywhere (a subclass may add it) and no forward takes a ctx
         self.forward_takes_ctx = not any(isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))
@@ -260,6 +263,56 @@ class _Bindings:
                           if values and self.binding_count.get(name, 0) == len(values)
                           and all(isinstance(v, ast.Call) and isinstance(v.func, ast.Name)
                                             and v.func.id in self.classes for v in values)}
+
+    def _library_root(self, name: str) -> bool:
+        return name in self.modules or name in self.library_names or name in self.library_aliases \
+            or (name in self.members and name not in self.classes)
+
+    def _holds_library_object(self, value: ast.AST) -> bool:
+        """Whether an expression can evaluate to (a container of) a library module or class
+        itself, rather than a value made by calling it: `torch.Tensor`, `[torch.autograd]`,
+        `type(x)`, or another such alias."""
+        nodes = list(ast.walk(value))
+        # a chain's inner parts (torch in torch.Tensor) and what is called are not values here
+        skip = {id(n.func) for n in nodes if isinstance(n, ast.Call)} | \
+               {id(n.value) for n in nodes if isinstance(n, ast.Attribute)}
+        for node in nodes:
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _CALL_ONLY:
+                return True
+            if isinstance(node, (ast.Name, ast.Attribute)) and id(node) not in skip:
+                root = node
+                while isinstance(root, ast.Attribute):
+                    root = root.value
+                if isinstance(root, ast.Name) and self._library_root(root.id):
+                    return True
+        return False
+
+    def _library_aliases(self, trees: list[ast.AST]) -> set[str]:
+        """Names some binding of which is a library object itself (m = torch.autograd,
+        T = torch.Tensor, for m in [torch.nn]): storing an attribute on them changes the library."""
+        self.library_aliases: set[str] = set()
+        sources: list[tuple[list[str], ast.AST]] = []
+        for tree in trees:
+            for node in ast.walk(tree):
+                if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.NamedExpr)) and node.value is not None:
+                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                    names = [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+                    sources.append((names, node.value))
+                elif isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)):
+                    sources.append(([n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)], node.iter))
+                elif isinstance(node, (ast.With, ast.AsyncWith)):
+                    for item in node.items:
+                        if item.optional_vars is not None:
+                            sources.append(([n.id for n in ast.walk(item.optional_vars) if isinstance(n, ast.Name)],
+                                            item.context_expr))
+        grew = True
+        while grew:   # an alias of an alias is one too
+            grew = False
+            for names, value in sources:
+                if set(names) - self.library_aliases and self._holds_library_object(value):
+                    self.library_aliases |= set(names)
+                    grew = True
+        return self.library_aliases
 
     def _function_classes(self, class_nodes: list[ast.ClassDef]) -> None:
         def function_base(base: ast.AST) -> bool:
@@ -525,7 +578,8 @@ class _CellScreen(ast.NodeVisitor):
                     return f"...{root.attr}"
             root = root.value
         if isinstance(root, ast.Name):
-            if root.id in self.bindings.modules or root.id in self.bindings.library_names:
+            if root.id in self.bindings.modules or root.id in self.bindings.library_names \
+                    or root.id in self.bindings.library_aliases:
                 return ".".join([root.id, *reversed(chain)])
             if root.id in self.bindings.members and root.id not in self.bindings.classes:
                 return ".".join([root.id, *reversed(chain)])
