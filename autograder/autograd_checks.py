@@ -21,6 +21,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import hashlib
+import inspect
 import json
 import math
 import os
@@ -84,6 +85,8 @@ _float64 = torch.float64
 _gradcheck = torch.autograd.gradcheck
 _PLAIN_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
 _FunctionBase = torch.autograd.Function
+_type_getattribute = type.__getattribute__
+_signature = inspect.signature
 _type = type
 _isinstance = isinstance
 _issubclass = issubclass
@@ -308,15 +311,19 @@ class FunctionProbe:
     # the same Function on float32 inputs, as students use it (a probe must look like real use)
     forward32: tuple[float, ...] | None = None
     grad_upstream32: tuple[float, ...] | None = None
+    # how many tensors forward takes (apply(a, b) for a Function of two inputs): each gradient
+    # above then lists the gradient of every input in turn, and `perturbed` moves each in turn
+    arity: int = 1
 
     def gradcheck_ok(self) -> bool:
         """gradcheck's test, done from the numbers: backward (with grad_output 1 and with the
         upstream gradient) agrees with the numerical derivative of forward."""
-        n = len(self.inputs)
+        n, k = len(self.inputs), self.arity
         rows = self.perturbed
-        if rows is None or self.grad_unit is None or self.grad_upstream is None or len(rows) != 2 * n * n:
+        if rows is None or self.grad_unit is None or self.grad_upstream is None or len(rows) != 2 * k * n * n \
+                or len(self.grad_unit) != k * n or len(self.grad_upstream) != k * n:
             return False
-        for i in range(n):
+        for i in range(k * n):   # input i // n, element i % n
             plus, minus = rows[2 * i * n:(2 * i + 1) * n], rows[(2 * i + 1) * n:(2 * i + 2) * n]
             column = [(a - b) / (2 * PROBE_EPS) for a, b in zip(plus, minus)]   # d out_j / d in_i
             for weights, analytic in ((None, self.grad_unit[i]), (self.upstream, self.grad_upstream[i])):
@@ -680,48 +687,81 @@ def _short_error(exc: BaseException) -> str:
     return f"it raised {_type(exc).__name__}: {text[:200]}" if text else f"it raised {_type(exc).__name__}"
 
 
-def _probe_function(cls, inputs: list[float], upstream: list[float]) -> FunctionProbe:
-    probe = dict(inputs=tuple(inputs), upstream=tuple(upstream))
+MAX_ARITY = 4   # inputs of a custom Function the probe supplies
+
+
+def probe_arguments(inputs, arity: int) -> list[list[float]]:
+    """The probe's input tensors for a Function of `arity` inputs: the chosen numbers, turned
+    and shifted for each further input, so that no two inputs are equal."""
+    n = len(inputs)
+    return [[float(inputs[(i + j) % n]) + 0.25 * j for i in range(n)] for j in range(arity)]
+
+
+def _arity(cls) -> int:
+    """How many tensors cls.forward takes (after ctx, unless the class has setup_context)."""
     try:
-        t = _new_tensor(inputs, dtype=torch.float64, requires_grad=True)
-        out = cls.apply(t)
+        params = list(_signature(_type_getattribute(cls, "forward")).parameters.values())
+    except Exception:   # noqa: BLE001  (not introspectable: the probe tries one input)
+        return 1
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return 1
+    required = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
+    if _type_getattribute(cls, "setup_context") is _type_getattribute(_FunctionBase, "setup_context"):
+        required = required[1:]   # forward(ctx, ...)
+    return min(max(len(required), 1), MAX_ARITY)
+
+
+def _grads(out, leaves, seed) -> list:
+    grads = _autograd_grad(out, leaves, grad_outputs=seed, retain_graph=True, allow_unused=True)
+    return [_zeros_like(_detach(t)) if g is None else g for t, g in zip(leaves, grads)]
+
+
+def _joined(tensors) -> tuple[float, ...]:
+    return tuple(v for t in tensors for v in _tensor_data(t).values)
+
+
+def _probe_function(cls, inputs: list[float], upstream: list[float]) -> FunctionProbe:
+    k = _arity(cls)
+    probe = dict(inputs=tuple(inputs), upstream=tuple(upstream), arity=k)
+    args = probe_arguments(inputs, k)
+    n = len(inputs)
+    try:
+        ts = [_new_tensor(a, dtype=torch.float64, requires_grad=True) for a in args]
+        out = cls.apply(*ts)
         if _type(out) not in _PLAIN_TENSOR_TYPES:
             return FunctionProbe(**probe, error=f"forward returned {_type(out).__name__} instead of a tensor")
-        if tuple(_get_shape(out)) != tuple(_get_shape(t)):
+        if tuple(_get_shape(out)) != tuple(_get_shape(ts[0])):
             return FunctionProbe(**probe, error=f"forward returned shape {tuple(_get_shape(out))} "
-                                 f"for an input of shape {tuple(_get_shape(t))}")
+                                 f"for an input of shape {tuple(_get_shape(ts[0]))}")
         probe["forward"] = _tensor_data(out).values
-        ones = _ones(len(inputs), dtype=torch.float64)
-        (g_unit,) = _autograd_grad(out, t, grad_outputs=ones, retain_graph=True)
-        probe["grad_unit"] = _tensor_data(g_unit).values
-        up = _new_tensor(upstream, dtype=torch.float64)
-        (g_up,) = _autograd_grad(out, t, grad_outputs=up)
-        probe["grad_upstream"] = _tensor_data(g_up).values
+        probe["grad_unit"] = _joined(_grads(out, ts, _ones(n, dtype=torch.float64)))
+        probe["grad_upstream"] = _joined(_grads(out, ts, _new_tensor(upstream, dtype=torch.float64)))
         # every call looks like ordinary use: fresh leaves that track gradients, no gradcheck
         # on the stack (the judge does gradcheck's arithmetic itself, from these numbers)
         perturbed = []
-        for i in range(len(inputs)):
-            for step in (PROBE_EPS, -PROBE_EPS):
-                shifted = list(inputs)
-                shifted[i] += step
-                moved = cls.apply(_new_tensor(shifted, dtype=torch.float64, requires_grad=True))
-                values = _tensor_data(moved).values if _type(moved) in _PLAIN_TENSOR_TYPES else None
-                if values is None or len(values) != len(inputs):
-                    raise ValueError("forward returned a different shape for another input")
-                perturbed.extend(values)
+        for j in range(k):
+            for i in range(n):
+                for step in (PROBE_EPS, -PROBE_EPS):
+                    shifted = [list(a) for a in args]
+                    shifted[j][i] += step
+                    moved = cls.apply(*[_new_tensor(a, dtype=torch.float64, requires_grad=True) for a in shifted])
+                    values = _tensor_data(moved).values if _type(moved) in _PLAIN_TENSOR_TYPES else None
+                    if values is None or len(values) != n:
+                        raise ValueError("forward returned a different shape for another input")
+                    perturbed.extend(values)
         probe["perturbed"] = tuple(perturbed)
         # float32 and one number at a time, as the lab itself uses a Function (SQ.apply(x))
-        forward32, grad32 = [], []
-        for value, seed in zip(inputs, upstream):
-            t32 = _new_tensor(value, dtype=torch.float32, requires_grad=True)
-            out32 = cls.apply(t32)
+        forward32, grad32 = [], [[] for _ in range(k)]
+        for i, seed in enumerate(upstream):
+            t32 = [_new_tensor(a[i], dtype=torch.float32, requires_grad=True) for a in args]
+            out32 = cls.apply(*t32)
             if _type(out32) not in _PLAIN_TENSOR_TYPES or tuple(_get_shape(out32)) != ():
                 break
-            (g32,) = _autograd_grad(out32, t32, grad_outputs=_new_tensor(seed, dtype=torch.float32))
             forward32 += _tensor_data(out32).values
-            grad32 += _tensor_data(g32).values
+            for j, g32 in enumerate(_grads(out32, t32, _new_tensor(seed, dtype=torch.float32))):
+                grad32[j] += _tensor_data(g32).values
         else:
-            probe["forward32"], probe["grad_upstream32"] = tuple(forward32), tuple(grad32)
+            probe["forward32"], probe["grad_upstream32"] = tuple(forward32), tuple(v for g in grad32 for v in g)
     except Exception as exc:  # the student's Function failed: that is the finding
         probe["error"] = _short_error(exc)
     result = FunctionProbe(**probe)
@@ -896,14 +936,17 @@ def facts_from_plain(d: Mapping) -> Facts:
     if probe is not None:
         probe = FunctionProbe(
             inputs=_floats(probe["inputs"], 64), upstream=_floats(probe["upstream"], 64),
-            forward=_floats(probe["forward"], 64), grad_unit=_floats(probe["grad_unit"], 64),
-            grad_upstream=_floats(probe["grad_upstream"], 64),
+            forward=_floats(probe["forward"], 64), grad_unit=_floats(probe["grad_unit"], MAX_ARITY * 64),
+            grad_upstream=_floats(probe["grad_upstream"], MAX_ARITY * 64),
             gradcheck=None if probe["gradcheck"] is None else _flag(probe["gradcheck"]),
             error=None if probe["error"] is None else _text(probe["error"]),
-            perturbed=_floats(probe.get("perturbed"), 2 * 64 * 64),
+            perturbed=_floats(probe.get("perturbed"), 2 * MAX_ARITY * 64 * 64),
             forward32=_floats(probe.get("forward32"), 64),
-            grad_upstream32=_floats(probe.get("grad_upstream32"), 64),
+            grad_upstream32=_floats(probe.get("grad_upstream32"), MAX_ARITY * 64),
+            arity=probe.get("arity", 1),
         )
+        if _type(probe.arity) is not int or not 1 <= probe.arity <= MAX_ARITY:
+            raise ValueError("bad arity")
     kind = _text(d["kind"])
     if kind not in ("missing", "tensor", "function", "other"):
         raise ValueError("bad kind")
@@ -1330,19 +1373,31 @@ def check_function(env, name: str) -> Facts:
     return f
 
 
-def _reference_probe(reference, p: FunctionProbe):
-    t = torch.tensor(p.inputs, dtype=torch.float64, requires_grad=True)
-    out = reference(t)
-    (g_unit,) = torch.autograd.grad(out, t, grad_outputs=torch.ones_like(out), retain_graph=True)
-    (g_up,) = torch.autograd.grad(out, t, grad_outputs=torch.tensor(p.upstream, dtype=torch.float64))
-    return out.detach(), g_unit, g_up
+def _reference_probe(reference, p: FunctionProbe, name: str):
+    """The reference's values and gradients at the probe's inputs (float64, as the probe ran)."""
+    try:
+        wanted = len([q for q in inspect.signature(reference).parameters.values() if q.default is q.empty
+                      and q.kind in (q.POSITIONAL_ONLY, q.POSITIONAL_OR_KEYWORD)])
+    except (TypeError, ValueError):
+        wanted = p.arity
+    if wanted != p.arity:
+        _fail(f"{name}.forward takes {p.arity} input{'s' if p.arity != 1 else ''} (after ctx), but the "
+              f"operation this exercise asks for takes {wanted}. Give forward exactly those inputs.")
+    ts = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in probe_arguments(p.inputs, p.arity)]
+    out = reference(*ts)
+    unit = torch.autograd.grad(out, ts, grad_outputs=torch.ones_like(out), retain_graph=True, allow_unused=True)
+    up = torch.autograd.grad(out, ts, grad_outputs=torch.tensor(p.upstream, dtype=torch.float64), allow_unused=True)
+
+    def joined(grads):
+        return torch.cat([(torch.zeros_like(t) if g is None else g).reshape(-1) for t, g in zip(ts, grads)])
+    return out.detach(), joined(unit), joined(up)
 
 
 def check_function_forward(env, name: str, *, reference: Callable[[torch.Tensor], torch.Tensor]) -> Facts:
     """`name`.apply(t) gives the same values as reference(t)."""
     f = _require_function(env, name)
     p = _probe_ran(f)
-    out, _, _ = _reference_probe(reference, p)
+    out, _, _ = _reference_probe(reference, p, name)
     if not _close(p.forward, out) or (p.forward32 is not None and not _close(p.forward32, out)):
         _fail(f"{name}.apply(t) returns the wrong values. Check what forward() computes "
               f"from its input.")
@@ -1367,7 +1422,7 @@ def check_function_upstream(env, name: str, *, reference: Callable[[torch.Tensor
     """With a non-unit incoming gradient, `name`.backward returns grad_output * local derivative."""
     f = _require_function(env, name)
     p = _probe_ran(f)
-    _, g_unit, g_up = _reference_probe(reference, p)
+    _, g_unit, g_up = _reference_probe(reference, p, name)
     if _close(p.grad_upstream, g_up) and p.grad_upstream32 is not None and _close(p.grad_upstream32, g_up):
         return f
     if _close(p.grad_upstream, g_unit):

@@ -844,6 +844,70 @@ def test_function_probe_contents():
     assert custom.inputs == (1.0, 2.0) and custom.grad_upstream == pytest.approx([6.0, 16.0])
 
 
+class Mul(torch.autograd.Function):  # two inputs, correct
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return a * b
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        a, b = ctx.saved_tensors
+        return grad_output * b, grad_output * a
+
+
+class MulSwapped(Mul):  # gives each input the other's gradient... times itself: wrong
+    @staticmethod
+    def backward(ctx, grad_output):
+        a, b = ctx.saved_tensors
+        return grad_output * a, grad_output * b
+
+
+class MulSetupContext(torch.autograd.Function):  # the newer style: forward without ctx
+    @staticmethod
+    def forward(a, b):
+        return a * b
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(*inputs)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        a, b = ctx.saved_tensors
+        return grad_output * b, grad_output * a
+
+
+MUL_REF = dict(reference=lambda a, b: a * b)
+
+
+@pytest.mark.parametrize("cls", [Mul, MulSetupContext], ids=["ctx", "setup_context"])
+def test_function_of_two_inputs_passes_every_check(cls):
+    env = {"Mul": cls}
+    for obs in (cls, ac.facts_from_plain(json.loads(json.dumps(ac.observe(cls, "Mul").to_plain())))):
+        env = {"Mul": obs}
+        ac.check_function(env, "Mul")
+        ac.check_function_forward(env, "Mul", **MUL_REF)
+        ac.check_function_gradcheck(env, "Mul")
+        ac.check_function_upstream(env, "Mul", **MUL_REF)
+    p = ac.observe(cls, "Mul").probe
+    a, b = ac.probe_arguments(p.inputs, 2)
+    assert p.arity == 2 and a != b
+    assert p.grad_unit == pytest.approx(b + a)   # d(ab)/da = b, then d(ab)/db = a
+
+
+def test_function_of_two_inputs_with_a_wrong_backward_fails():
+    env = {"Mul": MulSwapped}
+    assert "does not match" in fails(ac.check_function_gradcheck, env, "Mul")
+    fails(ac.check_function_upstream, env, "Mul", **MUL_REF)
+    ac.check_function_forward(env, "Mul", **MUL_REF)   # forward is right
+
+
+def test_function_with_the_wrong_number_of_inputs_says_so():
+    msg = fails(ac.check_function_forward, {"SQ": SQ}, "SQ", **MUL_REF)
+    assert "SQ.forward takes 1 input (after ctx), but the operation this exercise asks for takes 2" in msg
+
+
 # --------------------------------------------- tensor impostors and monkeypatching
 
 

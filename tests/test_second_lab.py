@@ -1,6 +1,6 @@
 """The second lab (assignments/linear_regression), written the way a course author writes one:
 checks-module tests beside plain otter tests (asserts, isinstance, name injection, NumPy, dicts
-of floats, torch.nn modules, a second derivative). Its solution and wrong submissions are
+of floats, torch.nn modules, a second derivative, an autograd Function of two inputs). Its solution and wrong submissions are
 graded by `otter run` and by `autograder grade` with the same zip: both must agree on every
 question of every submission, and on the scores worked out by hand below.
 
@@ -21,7 +21,7 @@ from conftest import ROOT, otter_run
 
 LAB = "linear_regression"
 ZIP = ROOT / "dist" / LAB / "autograder.zip"
-QUESTIONS = [f"q{n}" for n in range(1, 7)]
+QUESTIONS = [f"q{n}" for n in range(1, 8)]
 
 # submission -> [(text in the solution, what the student typed instead)]
 EDITS = {
@@ -41,34 +41,39 @@ EDITS = {
         ("layer = torch.nn.Linear(2, 1)", "layer = torch.nn.Linear(2, 2)"),
         ('grads = {"w": w.grad.item(), "b": b.grad.item()}', 'grads = {"weight": 1.0, "bias": 2.0}'),
         ("torch.sin(xs).sum().backward()  # SOLUTION\nslopes = xs.grad.numpy()", "slopes = xs.detach().numpy()"),
+        ("return grad_output * b, grad_output * a", "return grad_output * a, grad_output * b"),
     ],
     "state_mistakes": [
         ("loss.backward()", "loss.backward(retain_graph=True)\nloss.backward()"),
         ("out.backward()", "pass"),
         ('grads = {"w": w.grad.item(), "b": b.grad.item()}', "grads = [w.grad.item(), b.grad.item()]"),
         ("slopes = xs.grad.numpy()", "slopes = xs.grad"),
+        ("return grad_output * b, grad_output * a", "return b, a"),
     ],
 }
 # worked out from the test cells (0.5 a test); "blank" is the student notebook as handed out,
 # where only the given `lr = 0.1` line of q2 passes its test
 EXPECTED = {
-    "solution": {"q1": 3.0, "q2": 3.0, "q3": 2.5, "q4": 2.5, "q5": 2.0, "q6": 2.0},
-    "blank": {"q1": 0.0, "q2": 0.5, "q3": 0.0, "q4": 0.0, "q5": 0.0, "q6": 0.0},
+    "solution": {"q1": 3.0, "q2": 3.0, "q3": 2.5, "q4": 2.5, "q5": 2.0, "q6": 2.0, "q7": 2.0},
+    # q7's class is all `...`: forward returns None, so even the first check fails
+    "blank": {"q1": 0.0, "q2": 0.5, "q3": 0.0, "q4": 0.0, "q5": 0.0, "q6": 0.0, "q7": 0.0},
     # q1: the sum's gradients fail both value tests; q2: both steps wrong; q3: dy has no graph,
     # d2 never set, only x and dy's value pass; q4: the mean's gradients are wrong; q5: tensors,
     # not floats, of the wrong gradients; q6: the slopes typed by hand are right, and the
     # backward() that still runs fills xs.grad (a plain test cannot tell)
-    "mean_vs_sum_and_signs": {"q1": 2.0, "q2": 2.0, "q3": 1.0, "q4": 1.5, "q5": 0.5, "q6": 2.0},
+    "mean_vs_sum_and_signs": {"q1": 2.0, "q2": 2.0, "q3": 1.0, "q4": 1.5, "q5": 0.5, "q6": 2.0, "q7": 2.0},
     # q1: w does not track (its check and the backward check fail), b's gradient is right;
     # q2: w.grad is None, the step raises, only lr passes; q3: x**3 gives the wrong values;
     # q4: 2 outputs, the broadcast weight.grad still matches, bias.grad.item() raises;
     # q5: wrong keys, float values; q6: no backward: only xs and the array's type pass
-    "structure_mistakes": {"q1": 1.5, "q2": 0.5, "q3": 1.5, "q4": 1.5, "q5": 0.5, "q6": 1.0},
+    # q7: each input gets the other's gradient: it runs and forward is right (1.0)
+    "structure_mistakes": {"q1": 1.5, "q2": 0.5, "q3": 1.5, "q4": 1.5, "q5": 0.5, "q6": 1.0, "q7": 1.0},
     # q1: backward twice doubles the gradients (the value checks and the plain b test fail;
     # that a pass happened is still true);
     # q2: steps from doubled gradients; q4: no backward; q5: a list; q6: a tensor whose
     # values np.allclose still accepts
-    "state_mistakes": {"q1": 2.0, "q2": 2.0, "q3": 2.5, "q4": 1.0, "q5": 0.0, "q6": 1.5},
+    # q7: backward ignores grad_output: it runs and forward is right (1.0)
+    "state_mistakes": {"q1": 2.0, "q2": 2.0, "q3": 2.5, "q4": 1.0, "q5": 0.0, "q6": 1.5, "q7": 1.0},
 }
 
 
