@@ -187,20 +187,31 @@ def test_plain_otter_test_that_raises_on_student_data_is_reported_to_staff(tmp_p
 # words the gate's message must say about it. One build holds them all (a build takes ~20 s);
 # the gate lists every problem it finds, so each one is checked on its own.
 UNSUPPORTED_TESTS = {
-    "student_function_called": ("test_q1_backward_called",
-                                "def test_q1_backward_called(square):\n    import torch\n"
-                                "    assert float(square(torch.tensor(3.0))) == 9.0", "function from the student"),
-    "function_called": ("test_q4_upstream_gradient",
-                        "def test_q4_upstream_gradient(SQ):\n    import torch\n"
-                        "    assert float(SQ.apply(torch.tensor(3.0))) == 9.0", "autograd Function SQ directly"),
-    "gradcheck_in_test": ("test_q4_gradcheck",
-                          "def test_q4_gradcheck(SQ):\n    import torch\n"
-                          "    t = torch.tensor([0.5, 1.5], dtype=torch.float64, requires_grad=True)\n"
-                          "    assert torch.autograd.gradcheck(SQ.apply, (t,))", "autograd Function SQ directly"),
+    "keyword_arguments": ("test_q1_backward_called",
+                          "def test_q1_backward_called(square):\n    import torch\n"
+                          "    assert float(square(t=torch.tensor(3.0))) == 9.0", "keyword arguments"),
+    "numpy_argument": ("test_q1_grad_value",
+                       "def test_q1_grad_value(square):\n    import numpy as np\n"
+                       "    assert float(square(np.array(3.0))) == 9.0", "passed a NumPy array to the student's code"),
+    "function_in_a_container": ("test_q4_forward",
+                                "def test_q4_forward(both):\n    import torch\n"
+                                "    assert float(both[0].apply(torch.tensor(3.0))) == 9.0", "not bound to a name"),
     # q2's test reads what q1's answer cell set: both graders would call it stale for students
     "earlier_questions_name": ("test_q2_backward_called",
                                "def test_q2_backward_called(offset):\n    assert offset == 3",
                                "tests may use only names its own cells set"),
+}
+# Tests in the same master that the secure grader judges as otter run does: calls of the
+# student's function and Function, gradients through a call, torch's gradcheck in a hidden test
+SUPPORTED_TESTS = {
+    "test_q4_upstream_gradient": "def test_q4_upstream_gradient(SQ):\n    import torch\n"
+                                 "    assert float(SQ.apply(torch.tensor(3.0))) == 9.0",
+    "test_q4_gradcheck": "def test_q4_gradcheck(SQ):\n    import torch\n"
+                         "    t = torch.tensor([0.5, 1.5], dtype=torch.float64, requires_grad=True)\n"
+                         "    assert torch.autograd.gradcheck(SQ.apply, (t,))",
+    "test_q1_x_tracks_gradients": "def test_q1_x_tracks_gradients(square):\n    import torch\n"
+                       "    t = torch.tensor(3.0, requires_grad=True)\n    square(t).backward()\n"
+                       "    assert float(square(torch.tensor(3.0))) == 9.0 and float(t.grad) == 6.0",
 }
 
 
@@ -211,7 +222,11 @@ def gate_message(tmp_path_factory):
     root, nb = _master_copy(tmp_path_factory.mktemp("gate"))
     index = next(i for i, c in enumerate(nb.cells) if "x = torch.tensor(2.0, requires_grad=True)  # SOLUTION" in c.source)
     nb.cells[index].source += "\ndef square(t):\n    return t ** 2\nimport os\noffset = 3\n"
+    sq = next(i for i, c in enumerate(nb.cells) if "class SQ(" in c.source)
+    nb.cells[sq].source += "\nboth = [SQ, SQ]\n"
     for name, source, _ in UNSUPPORTED_TESTS.values():
+        _replace_test(nb, name, source)
+    for name, source in SUPPORTED_TESTS.items():
         _replace_test(nb, name, source)
     return _build_error(root, nb)
 
@@ -222,6 +237,11 @@ def test_gate_refuses_each_unsupported_construct(gate_message, construct):
     assert "secure grader does not give the solution full marks" in gate_message
     problem = next(part for part in gate_message.split("; ") if f", {name}: " in part)
     assert words in problem and "question q" in problem
+
+
+@pytest.mark.parametrize("name", sorted(SUPPORTED_TESTS))
+def test_gate_accepts_calls_of_the_students_code(gate_message, name):
+    assert f", {name}: " not in gate_message
 
 
 def test_gate_refuses_a_solution_the_screen_flags(gate_message):

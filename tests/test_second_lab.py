@@ -21,7 +21,7 @@ from conftest import ROOT, otter_run
 
 LAB = "linear_regression"
 ZIP = ROOT / "dist" / LAB / "autograder.zip"
-QUESTIONS = [f"q{n}" for n in range(1, 8)]
+QUESTIONS = [f"q{n}" for n in range(1, 9)]
 
 # submission -> [(text in the solution, what the student typed instead)]
 EDITS = {
@@ -33,6 +33,7 @@ EDITS = {
         ("out = layer(Xb).sum()", "out = layer(Xb).mean()"),
         ('grads = {"w": w.grad.item(), "b": b.grad.item()}', 'grads = {"w": w.grad, "b": b.grad}'),
         ("slopes = xs.grad.numpy()", "slopes = torch.cos(xs).detach().numpy()"),
+        ("return ((w * X + b - Y) ** 2).mean()", "return ((w * X + b - Y) ** 2).sum()"),
     ],
     "structure_mistakes": [
         ("w = torch.tensor(0.5, requires_grad=True)", "w = torch.tensor(0.5)"),
@@ -42,6 +43,7 @@ EDITS = {
         ('grads = {"w": w.grad.item(), "b": b.grad.item()}', 'grads = {"weight": 1.0, "bias": 2.0}'),
         ("torch.sin(xs).sum().backward()  # SOLUTION\nslopes = xs.grad.numpy()", "slopes = xs.detach().numpy()"),
         ("return grad_output * b, grad_output * a", "return grad_output * a, grad_output * b"),
+        ("return ((w * X + b - Y) ** 2).mean()", "return ((w * X + b - Y) ** 2).mean().item()"),
     ],
     "state_mistakes": [
         ("loss.backward()", "loss.backward(retain_graph=True)\nloss.backward()"),
@@ -49,31 +51,40 @@ EDITS = {
         ('grads = {"w": w.grad.item(), "b": b.grad.item()}', "grads = [w.grad.item(), b.grad.item()]"),
         ("slopes = xs.grad.numpy()", "slopes = xs.grad"),
         ("return grad_output * b, grad_output * a", "return b, a"),
+        ("return ((w * X + b - Y) ** 2).mean()", "return ((w.detach() * X + b - Y) ** 2).mean()"),
     ],
 }
 # worked out from the test cells (0.5 a test); "blank" is the student notebook as handed out,
 # where only the given `lr = 0.1` line of q2 passes its test
 EXPECTED = {
-    "solution": {"q1": 3.0, "q2": 3.0, "q3": 2.5, "q4": 2.5, "q5": 2.0, "q6": 2.0, "q7": 2.0},
+    "solution": {"q1": 3.0, "q2": 3.0, "q3": 2.5, "q4": 2.5, "q5": 2.0, "q6": 2.0, "q7": 2.5, "q8": 2.0},
     # q7's class is all `...`: forward returns None, so even the first check fails
-    "blank": {"q1": 0.0, "q2": 0.5, "q3": 0.0, "q4": 0.0, "q5": 0.0, "q6": 0.0, "q7": 0.0},
+    # q8's mse returns None: no test passes
+    "blank": {"q1": 0.0, "q2": 0.5, "q3": 0.0, "q4": 0.0, "q5": 0.0, "q6": 0.0, "q7": 0.0, "q8": 0.0},
     # q1: the sum's gradients fail both value tests; q2: both steps wrong; q3: dy has no graph,
     # d2 never set, only x and dy's value pass; q4: the mean's gradients are wrong; q5: tensors,
     # not floats, of the wrong gradients; q6: the slopes typed by hand are right, and the
-    # backward() that still runs fills xs.grad (a plain test cannot tell)
-    "mean_vs_sum_and_signs": {"q1": 2.0, "q2": 2.0, "q3": 1.0, "q4": 1.5, "q5": 0.5, "q6": 2.0, "q7": 2.0},
+    # backward() that still runs fills xs.grad (a plain test cannot tell); q8: the sum is a
+    # tracked number, but neither its value nor its gradients are the mean's
+    "mean_vs_sum_and_signs": {"q1": 2.0, "q2": 2.0, "q3": 1.0, "q4": 1.5, "q5": 0.5, "q6": 2.0, "q7": 2.5,
+                              "q8": 1.0},
     # q1: w does not track (its check and the backward check fail), b's gradient is right;
     # q2: w.grad is None, the step raises, only lr passes; q3: x**3 gives the wrong values;
     # q4: 2 outputs, the broadcast weight.grad still matches, bias.grad.item() raises;
     # q5: wrong keys, float values; q6: no backward: only xs and the array's type pass
-    # q7: each input gets the other's gradient: it runs and forward is right (1.0)
-    "structure_mistakes": {"q1": 1.5, "q2": 0.5, "q3": 1.5, "q4": 1.5, "q5": 0.5, "q6": 1.0, "q7": 1.0},
+    # q7: each input gets the other's gradient: it runs and forward is right (1.0), both
+    # gradchecks fail; q8: .item() returns a float: only its value passes
+    "structure_mistakes": {"q1": 1.5, "q2": 0.5, "q3": 1.5, "q4": 1.5, "q5": 0.5, "q6": 1.0, "q7": 1.0,
+                           "q8": 0.5},
     # q1: backward twice doubles the gradients (the value checks and the plain b test fail;
     # that a pass happened is still true);
     # q2: steps from doubled gradients; q4: no backward; q5: a list; q6: a tensor whose
     # values np.allclose still accepts
     # q7: backward ignores grad_output: it runs and forward is right (1.0)
-    "state_mistakes": {"q1": 2.0, "q2": 2.0, "q3": 2.5, "q4": 1.0, "q5": 0.0, "q6": 1.5, "q7": 1.0},
+    # q8: w is detached: a tensor of the right value, but w gets no gradient (and with b not
+    # tracking, the result does not track either)
+    "state_mistakes": {"q1": 2.0, "q2": 2.0, "q3": 2.5, "q4": 1.0, "q5": 0.0, "q6": 1.5, "q7": 1.0,
+                       "q8": 1.0},
 }
 
 
@@ -132,6 +143,7 @@ def test_tests_that_raise_on_student_data_reach_staff_not_students(graded):
     _, _, results = graded
     errors = {(q, t) for q, t, _ in results["structure_mistakes"].test_errors}
     assert ("q4", "test_q4_bias_grad") in errors     # bias.grad.item() of a 2-element gradient
+    assert ("q8", "test_q8_gradients") in errors     # .backward() of the float mse returned
     for result in results.values():
         for q in result.questions:
             for t in q.tests:

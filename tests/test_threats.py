@@ -209,9 +209,9 @@ def batch(tmp_path_factory) -> Batch:
     answers: dict[str, dict] = {}
     judged = batch_module._judged
 
-    def spy(judge, answer, probe, item, digest, findings):
+    def spy(judge, answer, probe, item, digest, findings, *rounds):
         answers[item.file] = {k: getattr(answer, k) for k in ("notes", "runs", "mode", "tampered", "seconds", "error")}
-        return judged(judge, answer, probe, item, digest, findings)
+        return judged(judge, answer, probe, item, digest, findings, *rounds)
 
     hang_run = _start_hang_run(base, values)
     started = time.monotonic()

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from autograder.grade.values import Rebuilder, UnsupportedInJudge, observe_value
+from autograder.grade.values import (MAX_CALLS, CallBroker, Rebuilder, StudentCallFailed, UnsupportedInJudge,
+                                     call_key, observe_value, run_call)
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "autograder"))
@@ -104,7 +105,7 @@ def test_the_students_own_code_becomes_a_stand_in_that_says_what_is_unsupported(
 
     env = round_trip({"net": Net(), "df": df})
     assert isinstance(env["net"], torch.nn.Module) and isinstance(env["net"].linear, torch.nn.Linear)
-    with pytest.raises(UnsupportedInJudge, match="module class Net"):
+    with pytest.raises(UnsupportedInJudge, match="student's class Net"):
         env["net"](torch.ones(1))
     with pytest.raises(UnsupportedInJudge, match="function"):
         env["df"](torch.tensor(2.0))
@@ -166,3 +167,123 @@ def test_dotted_names_reach_module_parameters_in_the_kernel_and_in_the_judge():
                             at={"layer.weight": w, "layer.bias": b})
         with pytest.raises(ac.CheckFailed):
             ac.check_tensor(env, "layer.nothing")
+
+
+def judged_with_calls(namespace: dict, test, rounds: int = 4):
+    """`test(env)` as the judge runs it, with the calls of the student's code answered the way
+    a run answers them: each round, the calls the previous round asked for are run on the live
+    objects (run_call), observed and sent through JSON; at most `rounds` rounds."""
+    plain = json.loads(json.dumps({name: observe_value(value, name, ac) for name, value in namespace.items()}))
+    answers: dict = {}
+    for _ in range(rounds):
+        broker = CallBroker("q1", ac, dict(answers))
+        env = Rebuilder(ac, broker).env(plain)
+        try:
+            result, raised = test(env), None
+        except Exception as exc:   # provisional while calls are unanswered, as in the judge
+            result, raised = None, exc
+        if not broker.missing:
+            if raised is not None:
+                raise raised
+            return result
+        for spec in broker.missing:
+            _, name, op, args = json.loads(call_key(spec))
+            try:
+                returned = observe_value(run_call(namespace[name], op, args), "returned", ac)
+            except Exception as exc:
+                returned = {"kind": "raised", "type": type(exc).__name__, "text": str(exc)}
+            answers[call_key(spec)] = json.loads(json.dumps(returned))
+    raise AssertionError("the calls needed more rounds")
+
+
+def test_a_test_calls_the_students_function_and_differentiates_through_it():
+    def mse(w, b):
+        return ((w * torch.tensor([0.0, 1.0, 2.0]) + b - torch.tensor([1.0, 3.0, 5.0])) ** 2).mean()
+
+    def test(env):
+        w = torch.tensor(1.0, requires_grad=True)
+        b = torch.tensor(0.5, requires_grad=True)
+        out = env["mse"](w, b)
+        out.backward()
+        return float(out), w.grad.item(), b.grad.item(), env["mse"](torch.tensor(1.0), torch.tensor(0.5)).requires_grad
+
+    w, b = torch.tensor(1.0, requires_grad=True), torch.tensor(0.5, requires_grad=True)
+    expected = mse(w, b)
+    expected.backward()
+    value, dw, db, tracks = judged_with_calls({"mse": mse}, test)
+    assert value == pytest.approx(float(expected)) and not tracks
+    assert dw == pytest.approx(w.grad.item()) and db == pytest.approx(b.grad.item())
+
+
+def test_a_detached_result_brings_no_gradient_back():
+    def f(w):
+        return w.detach() * 3
+
+    def test(env):
+        w = torch.tensor(2.0, requires_grad=True)
+        return env["f"](w).requires_grad, float(env["f"](w))
+
+    assert judged_with_calls({"f": f}, test) == (False, 6.0)
+
+
+def test_torch_gradcheck_in_a_test_runs_the_students_function_remotely():
+    class Cube(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, i):
+            ctx.save_for_backward(i)
+            return i ** 3
+
+        @staticmethod
+        def backward(ctx, grad_output):
+            (i,) = ctx.saved_tensors
+            return grad_output * 3 * i ** 2
+
+    class WrongCube(Cube):
+        @staticmethod
+        def backward(ctx, grad_output):
+            (i,) = ctx.saved_tensors
+            return grad_output * 2 * i ** 2
+
+    def test(env):
+        t = torch.tensor([0.5, -1.5, 2.0], dtype=torch.float64, requires_grad=True)
+        return torch.autograd.gradcheck(env["Cube"].apply, (t,))
+
+    assert judged_with_calls({"Cube": Cube}, test) is True
+    from torch.autograd.gradcheck import GradcheckError
+
+    with pytest.raises(GradcheckError):
+        judged_with_calls({"Cube": WrongCube}, test)
+
+
+def test_a_students_module_is_called_by_its_name():
+    class Doubler(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.tensor(2.0))
+
+        def forward(self, x):
+            return self.scale * x
+
+    def test(env):
+        t = torch.tensor([1.0, -3.0], requires_grad=True)
+        env["net"](t).sum().backward()
+        return env["net"](torch.tensor([4.0])).tolist(), t.grad.tolist(), float(env["net"].scale)
+
+    assert judged_with_calls({"net": Doubler()}, test) == ([8.0], [2.0, 2.0], 2.0)
+
+
+def test_the_students_exception_fails_the_test_and_says_what_it_was():
+    def df(x):
+        raise ValueError("not written yet")
+
+    with pytest.raises(StudentCallFailed, match="`df` raised ValueError.*not written yet"):
+        judged_with_calls({"df": df}, lambda env: env["df"](torch.tensor(2.0)))
+
+
+def test_calls_per_question_are_bounded():
+    def test(env):
+        for i in range(MAX_CALLS + 1):
+            env["f"](torch.tensor(float(i)))
+
+    with pytest.raises(UnsupportedInJudge, match=f"more than {MAX_CALLS} times"):
+        judged_with_calls({"f": lambda v: v}, test, rounds=2)

@@ -213,9 +213,10 @@ def _lab_cells_file(student_notebook: Path) -> bytes:
 # What the secure grader's judge can give a test, for the gate's message.
 SUPPORTED = ("tests get the question's names as real objects rebuilt from what the run observed: tensors "
              "(values, dtype, requires_grad, is_leaf, grad_fn, .grad), Python numbers, strings, lists, "
-             "tuples and dicts of these, NumPy arrays and torch.nn modules from torch; the student's own "
-             "functions and classes cannot be called from a test (check the values they produced, or use "
-             "the checks module's check_function_forward / check_function_gradcheck for an autograd Function)")
+             "tuples and dicts of these, NumPy arrays and torch.nn modules from torch; a test may call the "
+             "student's functions, modules and autograd Functions bound to a name of the notebook, by "
+             "position, with tensors, numbers, strings, None, lists and tuples (the call runs in the "
+             "sandbox; backward() through what it returns gives first-order gradients of its inputs)")
 
 
 def secure_gate(autograder_zip: Path, solution: Path, master: MasterNotebook) -> None:

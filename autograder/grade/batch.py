@@ -30,6 +30,11 @@ from .sandbox import RunAnswer, WorkerPool
 from .screen import screen_cells
 from .submission import InputFile, InvalidSubmission, content_digest, discover, read_notebook
 
+# Runs of one submission at most: the first, then again with the calls of the student's code
+# the tests made. Calls a test makes before it looks at their results come in one round (until
+# then a call returns zeros); a test that asserts on each call before the next needs a round per call.
+CALL_ROUNDS = 6
+
 # otter assign tags the cells students answer in (and, in its solution notebook, the solutions)
 
 
@@ -235,15 +240,29 @@ def _grade_with(pool, autograder, items, out, limits, summaries, progress, start
                 pool.submit(job)
 
         threading.Thread(target=feed, daemon=True).start()
-        for _ in range(len(jobs)):
+        by_digest = dict(jobs)
+        rounds = dict.fromkeys(by_digest, 1)
+        outstanding = len(jobs)
+        while outstanding:
             answer = pool.answers.get()
+            outstanding -= 1
             digest = answer.id
             item = items[waiting[digest][0]]
+            job = by_digest[digest]
+            final = rounds[digest] >= CALL_ROUNDS
+            judge.missing = []
             try:
-                result = _judged(judge, answer, probes[digest], item, digest, findings[digest])
+                result = _judged(judge, answer, probes[digest], item, digest, findings[digest], job.calls, final)
             except Exception as exc:   # a bug of ours on this submission: its row says so, the batch goes on
                 result = _invalid(item, digest, f"the judge failed ({type(exc).__name__}: {exc})"[:300],
                                   Status.GRADER_ERROR)
+            if judge.missing and not final:
+                # the tests called the student's code: run the submission again, answering those calls
+                by_digest[digest] = replace(job, calls=job.calls + tuple(judge.missing))
+                rounds[digest] += 1
+                outstanding += 1
+                pool.submit(by_digest[digest])
+                continue
             for i in waiting.pop(digest):
                 finish(i, result, fresh=True)
             graded_now += 1
@@ -259,7 +278,8 @@ def _grade_with(pool, autograder, items, out, limits, summaries, progress, start
                         seconds=time.monotonic() - started)
 
 
-def _judged(judge: Judge, answer: RunAnswer, probe, item: InputFile, digest: str, findings) -> SubmissionResult:
+def _judged(judge: Judge, answer: RunAnswer, probe, item: InputFile, digest: str, findings, calls=(),
+            final: bool = True) -> SubmissionResult:
     if answer.error:
         return _invalid(item, digest, answer.error, Status.GRADER_ERROR)
     if answer.setup_error:   # our failure, not the student's: not recorded, so the next run retries it
@@ -270,6 +290,6 @@ def _judged(judge: Judge, answer: RunAnswer, probe, item: InputFile, digest: str
         status, detail = Status.TAMPERING, "the submission wrote to the grader's channel"
         answer = replace(answer, observations={},
                          status={q: (Status.TAMPERING, "") for q in answer.status})
-    questions = judge.judge(answer, probe)
+    questions = judge.judge(answer, probe, calls, final)
     return SubmissionResult(file=item.file, source=item.source, digest=digest, status=status, detail=detail,
                             questions=questions, runtime_s=float(answer.seconds), findings=tuple(findings))

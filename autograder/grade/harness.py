@@ -19,7 +19,7 @@ import autograd_checks
 
 from .protocol import (INSTALL_COMMANDS, NO_OP_CELL_MAGICS, NO_OP_LINE_MAGICS, RUN_BODY_CELL_MAGICS,
                        RUN_BODY_LINE_MAGICS, magic_code)
-from .values import observe_value
+from .values import observe_value, run_call
 
 _json_dumps = json.dumps
 _write = os.write
@@ -259,6 +259,13 @@ def _activity() -> tuple[int, int]:
         return (0, 0)
 
 
+def _safe_text(exc: BaseException) -> str:
+    try:
+        return str(exc)[:200]
+    except Exception:   # noqa: BLE001  (a student's exception whose __str__ fails)
+        return ""
+
+
 def run_cells(job, skip: set[int], recorder: Recorder) -> None:
     """Execute the job's cells in order, skipping failed segments, observing at checkpoints.
     A cell the screen could not parse (job.cells[i] is None) is never run: like a kernel, it
@@ -304,6 +311,23 @@ def run_cells(job, skip: set[int], recorder: Recorder) -> None:
                                                      probe_inputs=probe_inputs)
                     except Exception as exc:   # what cannot be read is reported as such
                         values[name] = {"kind": "other", "type": f"unreadable ({type(exc).__name__})"}
+        # the judge's calls of the student's code for this question, as its tests make them: the
+        # student's code runs as it does in a kernel, then what it returned is observed
+        returned = []
+        for i, (q, name, op, args) in enumerate(job.calls):
+            if q != question or name in stale:
+                continue
+            try:
+                returned.append((i, run_call(runner.namespace[name], op, list(args)), None))
+            except BaseException as exc:   # noqa: BLE001  (the student's code failed: the test sees that)
+                returned.append((i, None, {"kind": "raised", "type": type(exc).__name__[:80],
+                                           "text": _safe_text(exc)}))
+        with integrity.pristine(), _no_dispatch_modes():
+            for i, result, raised in returned:
+                try:
+                    values[f"#call{i}"] = raised or observe_value(result, "returned", autograd_checks)
+                except Exception as exc:
+                    values[f"#call{i}"] = {"kind": "other", "type": f"unreadable ({type(exc).__name__})"}
             recorder.emit({"t": "obs", "q": question, "values": values, "stale": stale})
 
     sys.modules["otter"] = _otter_shim(checkpoint)

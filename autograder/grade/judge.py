@@ -19,9 +19,11 @@ from .autograder_zip import Autograder
 from .isolate import Limits
 from .protocol import Job, QuestionSpec
 from .screen import Screened
-from .values import Rebuilder, UnsupportedInJudge
+from .values import CallBroker, Rebuilder, UnsupportedInJudge, _MissingAnswer, call_key
 
 _CHECK_CALL = re.compile(r"""grader\s*\.\s*check\s*\(\s*["']([^"']+)["']""")
+GRADCHECK_HINT = ("torch.autograd.gradcheck found that your backward disagrees with the numerical "
+                  "derivative of your forward. Check the formula in backward and that it multiplies by grad_output.")
 PROBE_SIZES = (3, 8)   # probe vectors have 3 to 8 elements, chosen per submission
 
 
@@ -67,10 +69,10 @@ class Judge:
         import autograd_checks
         self.checks = autograd_checks
 
-    def _env(self, values, probe, stale=None) -> dict:
+    def _env(self, values, probe, stale=None, broker=None) -> dict:
         """Real objects rebuilt from what the run observed (validated on the way in); a name
         its question's cells did not set is a marker that fails every test using it."""
-        env = Rebuilder(self.checks).env(values)
+        env = Rebuilder(self.checks, broker).env(values)
         for name, earlier in (stale or {}).items():
             if type(name) is str and type(earlier) is str:
                 env[name] = self.checks.Stale(name, earlier[:100])
@@ -81,14 +83,25 @@ class Judge:
                 raise ValueError("probe inputs differ from the ones chosen")
         return env
 
-    def question(self, question, facts_list, status: tuple[Status, str], probe, stale=None) -> QuestionResult:
+    def question(self, question, facts_list, status: tuple[Status, str], probe, stale=None, calls=(),
+                 final: bool = True) -> QuestionResult:
+        """One question's verdict. Calls of the student's code its tests make are answered from
+        the run (`calls`, the job's specs); those it has not made yet are left in
+        `self.missing`, and unless this is the `final` round the verdict is provisional."""
         from otter.test_files.abstract_test import TestCaseResult as OtterCaseResult
 
         test_file = question.test_file()
         env, (reason, detail) = None, status
+        broker = None
         if facts_list is not None and reason in (GRADED, Status.MEMORY_LIMIT):
             try:
-                env = self._env(facts_list, probe, stale)
+                values = {k: v for k, v in facts_list.items() if not k.startswith("#call")}
+                answers = {}
+                for i, spec in enumerate(calls):
+                    if spec[0] == question.name and f"#call{i}" in facts_list:
+                        answers[call_key(spec)] = facts_list[f"#call{i}"]
+                broker = CallBroker(question.name, self.checks, answers)
+                env = self._env(values, probe, stale, broker)
             except Exception:   # whatever the run sent that does not validate is its own loss
                 env, reason, detail = None, Status.INVALID_OBSERVATION, ""
         elif reason is GRADED:   # graded, but nothing observed: the check cell never ran
@@ -98,9 +111,16 @@ class Judge:
             if env is None:
                 passed, hint = False, f"This question could not be graded: {reason.text(detail)}. {reason.student}"
             else:
+                broker.missed = False
                 passed, hint, error = self._run_case(case, env)
+                if broker.missed and final:
+                    passed, hint, error = False, "This check could not run in the secure grader; course staff " \
+                        "have been told.", "unsupported in the secure grader: the test's calls of the " \
+                        "student's code needed more rounds than the grader runs"
             otter_results.append(OtterCaseResult(test_case=case, message=hint or "passed", passed=passed))
             cases.append((case, passed, hint, error if env is not None else ""))
+        if broker is not None:
+            self.missing += broker.missing
         self.checks.forget_judge_facts()
         test_file.test_case_results = otter_results
         score = float(test_file.score)   # otter's own rules: partial credit, all_or_nothing
@@ -118,6 +138,7 @@ class Judge:
 
     def _run_case(self, case, env) -> tuple[bool, str, str]:
         """(passed, the student's hint, for staff: why the test could not run)."""
+        from torch.autograd.gradcheck import GradcheckError   # torch is loaded by now: the env holds tensors
         try:
             with warnings.catch_warnings():   # a test's warnings (float() of a tracked tensor) are noise here
                 warnings.simplefilter("ignore")
@@ -127,6 +148,10 @@ class Judge:
             return False, str(failure), ""
         except AssertionError as failure:   # a plain assert of an otter-style test: a failed case
             return False, str(failure), ""
+        except GradcheckError:   # torch's verdict on the student's Function, as under otter run
+            return False, GRADCHECK_HINT, ""
+        except _MissingAnswer:   # provisional: the next run answers this call
+            return False, "", ""
         except UnsupportedInJudge as exc:   # the test needs what the judge cannot rebuild
             return False, "This check could not run in the secure grader; course staff have been told.", \
                 f"unsupported in the secure grader: {exc}{_test_line(exc)}"
@@ -134,11 +159,14 @@ class Judge:
             return False, "This check could not run; course staff have been told.", \
                 f"{type(exc).__name__}: {str(exc)[:200]}{_test_line(exc)}"
 
-    def judge(self, answer, probe) -> tuple[QuestionResult, ...]:
+    def judge(self, answer, probe, calls=(), final: bool = True) -> tuple[QuestionResult, ...]:
+        """Every question's verdict; `self.missing` then lists the calls of the student's code
+        the tests made that this run did not answer (run again with them, unless `final`)."""
+        self.missing: list[tuple] = []
         return tuple(
             self.question(q, answer.observations.get(q.name),
                           answer.status.get(q.name, (Status.NOT_REACHED, "")), probe,
-                          answer.stale.get(q.name))
+                          answer.stale.get(q.name), calls, final)
             for q in self.autograder.questions
         )
 

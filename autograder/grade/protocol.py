@@ -104,7 +104,10 @@ class Job:
     probe: tuple[tuple[float, ...], tuple[float, ...]]
     limits: Limits
     mode: str = "fast"                 # "fast" | "ipython"
-    answers: tuple[bool, ...] = ()     # cell -> an answer cell of its question (otter's tag)
+    answers: tuple[bool, ...] = ()     # cell -> an answer cell of its question (not one of the lab's own)
+    # calls of the student's code the judge's tests made: (question, name, op, arguments), run at
+    # that question's check cell; their results come back among its observations as "#call<i>"
+    calls: tuple[tuple, ...] = ()
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self)).encode()
@@ -119,6 +122,7 @@ class Job:
                             for q in d["questions"]),
             probe=(tuple(d["probe"][0]), tuple(d["probe"][1])), limits=Limits(**d["limits"]),
             mode=d["mode"], answers=tuple(bool(a) for a in d.get("answers", ())),
+            calls=tuple(tuple(c) for c in d.get("calls", ())),
         )
 
     def question(self, name: str) -> QuestionSpec | None:

@@ -24,9 +24,129 @@ MAX_DEPTH = 6             # nesting of containers and modules
 _SCALARS = (bool, int, float)
 
 
+MAX_CALLS = 300           # calls of the student's code one question's tests may make
+MAX_ARG_VALUES = 10_000   # numbers in the arguments of one call
+
+
 class UnsupportedInJudge(Exception):
     """A test used something of the student's that the secure grader cannot rebuild. The
     message is for course staff (the build reports it); students see a generic line."""
+
+
+class StudentCallFailed(AssertionError):
+    """A test called the student's code and it raised: a failed case, as under otter run."""
+
+
+# ------------------------------------------------------------- calls into the student's code
+# A test in the judge may call the student's functions and autograd Functions. Each call is a
+# (question, name, op, arguments) spec: the run executes it at that question's check cell and
+# observes what it returned; the judge's stand-ins answer from those observations. Calls the
+# run has not made yet are collected, and the submission runs again with them (a few rounds).
+
+
+def encode_argument(obj: Any, depth: int = 0):
+    """Judge side: what a test passes to the student's code, as plain data."""
+    import torch
+
+    kind = type(obj)
+    if obj is None or kind in (bool, int, str) or (kind is float and math.isfinite(obj)):
+        return {"kind": "value", "value": obj}
+    if depth < MAX_DEPTH and kind in (list, tuple):
+        return {"kind": kind.__name__, "items": [encode_argument(v, depth + 1) for v in obj]}
+    if isinstance(obj, torch.Tensor) and obj.layout == torch.strided and obj.numel() <= MAX_ARG_VALUES \
+            and str(obj.dtype).removeprefix("torch.") in _DTYPES and not obj.is_complex():
+        values = obj.detach().to("cpu", torch.float64).reshape(-1).tolist()
+        if all(math.isfinite(v) for v in values):
+            return {"kind": "tensor", "dtype": str(obj.dtype), "shape": list(obj.shape), "values": values,
+                    "requires_grad": bool(obj.requires_grad)}
+    what = "NumPy array" if kind.__name__ == "ndarray" and kind.__module__ == "numpy" else kind.__name__
+    raise UnsupportedInJudge(f"a test passed a {what} to the student's code; calls may pass "
+                             f"tensors, numbers, strings, None, and lists or tuples of these")
+
+
+def decode_argument(d, depth: int = 0):
+    """Sandbox side: a real object again (the spec came from the judge, validated anyway)."""
+    import torch
+
+    if depth > MAX_DEPTH or type(d) is not dict:
+        raise ValueError("bad argument")
+    kind = d.get("kind")
+    if kind == "value":
+        if type(d["value"]) not in (type(None), bool, int, float, str):
+            raise ValueError("bad value")
+        return d["value"]
+    if kind in ("list", "tuple"):
+        items = [decode_argument(v, depth + 1) for v in d["items"]]
+        return items if kind == "list" else tuple(items)
+    if kind == "tensor":
+        values = [float(v) for v in d["values"]][:MAX_ARG_VALUES]
+        t = torch.tensor(values, dtype=torch.float64).reshape([int(n) for n in d["shape"]])
+        t = t.to(_dtype(torch, d["dtype"]))
+        return t.requires_grad_(True) if d.get("requires_grad") and t.dtype.is_floating_point else t
+    raise ValueError("bad argument kind")
+
+
+def call_key(spec) -> str:
+    import json
+    return json.dumps(list(spec), sort_keys=True)
+
+
+def run_call(target, op: str, args: list):
+    """Sandbox side: one call spec on the student's object."""
+    import torch
+
+    decoded = [decode_argument(a) for a in args]
+    if op == "call":
+        return target(*decoded)
+    if op == "forward":
+        return target.apply(*decoded)
+    if op in ("backward", "call_backward"):   # gradients of one call, given the incoming gradients
+        *inputs, grads = decoded
+        if op == "backward":   # a Function's backward: every floating input gets a gradient
+            leaves = [t.detach().requires_grad_(True) if isinstance(t, torch.Tensor) and t.dtype.is_floating_point
+                      else t for t in inputs]
+            out = target.apply(*leaves)
+        else:                  # a function's: the inputs the test made track gradients
+            leaves = inputs
+            out = target(*leaves)
+        outs = out if isinstance(out, tuple) else (out,)
+        grads = grads if isinstance(grads, (list, tuple)) else (grads,)
+        wanted = [t for t in leaves if isinstance(t, torch.Tensor) and t.requires_grad]
+        got = iter(torch.autograd.grad(outs, wanted, grads, allow_unused=True))
+        return tuple(next(got) if isinstance(t, torch.Tensor) and t.requires_grad else None for t in leaves)
+    raise ValueError("bad op")
+
+
+class CallBroker:
+    """Judge side: the run's answers to one question's calls, and the calls still missing."""
+
+    def __init__(self, question: str, checks, answers: dict[str, dict] | None = None) -> None:
+        self.question = question
+        self.checks = checks
+        self.answers = answers or {}      # call_key(spec) -> observed value (plain)
+        self.missing: list[tuple] = []    # specs the run has not answered yet
+        self.missed = False               # the current test needed a call not answered yet
+        self.count = 0
+
+    def call(self, name: str, op: str, args: tuple, placeholder):
+        self.count += 1
+        if self.count > MAX_CALLS:
+            raise UnsupportedInJudge(f"the tests of {self.question} call the student's code more than "
+                                     f"{MAX_CALLS} times")
+        spec = (self.question, name, op, [encode_argument(a) for a in args])
+        key = call_key(spec)
+        if key not in self.answers:
+            self.missed = True
+            if key not in {call_key(m) for m in self.missing}:
+                self.missing.append(spec)
+            return placeholder()
+        observed = self.answers[key]
+        if not isinstance(observed, dict):
+            raise ValueError("bad call answer")
+        if observed.get("kind") == "raised":
+            raise StudentCallFailed(f"`{name}` raised {str(observed.get('type', 'an error'))[:80]} when the "
+                                    f"test called it: {str(observed.get('text', ''))[:200]}")
+        return Rebuilder(self.checks).env({"returned": observed})["returned"]
 
 
 # --------------------------------------------------------------------------- sandbox side
@@ -118,11 +238,13 @@ class Rebuilder:
     non-leaf tensor has a grad_fn of the observed name whose inputs are the rebuilt tensors its
     graph reached."""
 
-    def __init__(self, checks) -> None:
+    def __init__(self, checks, broker: CallBroker | None = None) -> None:
         import torch
 
         self.torch = torch
         self.checks = checks
+        self.broker = broker
+        self._top = ""                         # the notebook name of the value being rebuilt
         self.by_ident: dict[int, Any] = {}     # run-side ident (leaf) / node id -> rebuilt tensor
         self.pending: list[tuple[Any, Any]] = []
 
@@ -135,7 +257,11 @@ class Rebuilder:
                 raise ValueError("bad name")
             self._collect(value, facts, 0)
         self._tensors(facts)
-        return {name: self.value(value, 0) for name, value in plain.items()}
+        out = {}
+        for name, value in plain.items():
+            self._top = name
+            out[name] = self.value(value, 0)
+        return out
 
     # tensors first, all together, so that graph relations can be rebuilt
     def _collect(self, value, facts: dict, depth: int) -> None:
@@ -238,12 +364,15 @@ class Rebuilder:
             return np.array([_number(v) for v in value["values"][:MAX_ITEMS]], dtype=np.float64).reshape(shape).astype(dtype)
         if kind == "function":
             facts = self.checks.facts_from_plain(value["facts"])
-            stand_in = _function_stand_in(self.torch, facts.type_name or facts.name)
+            stand_in = _function_stand_in(self.torch, facts.type_name or facts.name,
+                                          self.broker if depth == 0 else None, self._top)
             self.checks.judge_facts(stand_in, facts)
             return stand_in
         if kind == "module":
             return self._module(value, depth)
         if kind == "callable":
+            if self.broker is not None and value.get("type") == "function" and depth == 0:
+                return _RemoteCallable(self._top, self.broker)
             return _StandIn(str(value.get("type", "callable"))[:80])
         if kind == "other":
             return _StandIn(str(value.get("type", "object"))[:80])
@@ -254,7 +383,7 @@ class Rebuilder:
         name = str(value["class"])
         cls = getattr(torch.nn, name, None) if value.get("builtin") else None
         if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
-            cls = _module_stand_in(torch, name)
+            cls = _module_stand_in(torch, name, self.broker, self._top if depth == 0 else "")
         module = cls.__new__(cls)
         torch.nn.Module.__init__(module)
         for key, setting in value["settings"].items():
@@ -312,25 +441,109 @@ def _graph_node(torch, name: str):
     return _NODE_CLASSES[name]
 
 
-def _function_stand_in(torch, name: str):
-    """A class in place of the student's autograd Function: the checks module knows its probe;
-    calling it from a test is not supported yet."""
+def _function_stand_in(torch, name: str, broker: CallBroker | None = None, attr: str = ""):
+    """A class in place of the student's autograd Function: the checks module knows its probe,
+    and a test that applies it (gradcheck included) gets forward and backward from the run."""
     def unsupported(ctx, *args, **kwargs):
-        raise UnsupportedInJudge(
-            f"a test called the student's autograd Function {name} directly; the secure grader "
-            f"judges Functions through the checks module (ac.check_function_forward, "
-            f"ac.check_function_gradcheck, ac.check_function_upstream).")
+        raise UnsupportedInJudge(f"a test applied the student's autograd Function {name}, which is not bound to "
+                                 f"a name of the notebook (inside a container); apply a Function the notebook names")
+
+    if broker is None:
+        return type(str(name)[:80], (torch.autograd.Function,),
+                    {"forward": staticmethod(unsupported), "backward": staticmethod(unsupported)})
+
+    def forward(ctx, *inputs):
+        ctx.inputs = inputs
+        first = next((t for t in inputs if isinstance(t, torch.Tensor)), torch.zeros(()))
+        out = broker.call(attr, "forward", inputs, lambda: torch.zeros_like(first))
+        if not isinstance(out, torch.Tensor):
+            raise StudentCallFailed(f"{name}.apply returned {type(out).__name__} instead of a tensor")
+        return out.detach().to(first.dtype) if out.is_floating_point() else out.detach()
+
+    def backward(ctx, *grad_outputs):
+        inputs = ctx.inputs
+        grads = grad_outputs[0] if len(grad_outputs) == 1 else list(grad_outputs)
+        placeholder = tuple(torch.zeros_like(t) if isinstance(t, torch.Tensor) else None for t in inputs)
+        out = broker.call(attr, "backward", (*inputs, grads), lambda: placeholder)
+        out = tuple(out) if isinstance(out, (list, tuple)) else (out,)
+        return tuple(g.to(t.dtype) if isinstance(g, torch.Tensor) and isinstance(t, torch.Tensor) else g
+                     for g, t in zip(out, inputs)) if len(out) == len(inputs) else out
 
     return type(str(name)[:80], (torch.autograd.Function,),
-                {"forward": staticmethod(unsupported), "backward": staticmethod(unsupported)})
+                {"forward": staticmethod(forward), "backward": staticmethod(backward)})
 
 
-def _module_stand_in(torch, name: str):
+class _RemoteCallable:
+    """In place of the student's function: calling it runs the student's code in the run, at
+    this question's check cell, on the test's arguments."""
+
+    def __init__(self, name: str, broker: CallBroker) -> None:
+        self._name, self._broker = name, broker
+
+    def __call__(self, *args, **kwargs):
+        if kwargs:
+            raise UnsupportedInJudge(f"a test called the student's {self._name} with keyword arguments; "
+                                     f"pass them by position")
+        return _remote_result(self._name, self._broker, args)
+
+    def __repr__(self) -> str:
+        return f"<function {self._name} from the student's notebook>"
+
+
+def _remote_result(name: str, broker: CallBroker, args: tuple):
+    """One call of the student's function or module; a tensor result that depends on inputs
+    tracking gradients gets a graph whose backward is the student's code again, in the run
+    (first-order: the gradients it brings back have no graph of their own)."""
+    import torch
+
+    first = next((a for a in args if isinstance(a, torch.Tensor)), None)
+    # until the run answers, a tensor argument's zeros stand in, so a test that calls the
+    # function in a loop asks for all its calls in one round
+    out = broker.call(name, "call", args, _missing_answer if first is None else
+                      lambda: torch.zeros_like(first, requires_grad=False))
+    tracked = [i for i, a in enumerate(args) if isinstance(a, torch.Tensor) and a.requires_grad]
+    if not (tracked and torch.is_grad_enabled() and isinstance(out, torch.Tensor) and out.requires_grad):
+        return out   # as in the run: a result that does not track gradients has no graph
+
+    class RemoteCall(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, result, *inputs):
+            return result.clone()
+
+        @staticmethod
+        def backward(ctx, grad):
+            grads = broker.call(name, "call_backward", (*args, grad), _missing_answer)
+            grads = tuple(grads) if isinstance(grads, (list, tuple)) else ()
+            if len(grads) != len(args):
+                raise StudentCallFailed(f"the gradients of `{name}` could not be computed")
+            picked = [grads[i] for i in tracked]
+            return (None, *(g.to(args[i].dtype) if isinstance(g, torch.Tensor) else None
+                            for g, i in zip(picked, tracked)))
+
+    RemoteCall.__name__ = f"{name[:60]}Backward"
+    # the rebuilt result's own graph is left out: its backward is the student's, asked for above
+    return RemoteCall.apply(out.detach(), *(args[i] for i in tracked))
+
+
+class _MissingAnswer(Exception):
+    """A call whose answer the next run brings: this test's verdict is not final yet."""
+
+
+def _missing_answer():
+    raise _MissingAnswer()
+
+
+def _module_stand_in(torch, name: str, broker: CallBroker | None = None, attr: str = ""):
+    """A module class in place of the student's own: its parameters are real; calling a module
+    bound to a name of the notebook runs its forward in the run."""
     def forward(self, *args, **kwargs):
-        raise UnsupportedInJudge(
-            f"a test called the student's module class {name}; the secure grader has its "
-            f"parameters and settings but does not run its forward. Test its parameters or outputs "
-            f"the student's code stored in a variable.")
+        if broker is None or not attr:
+            raise UnsupportedInJudge(
+                f"a test called a module of the student's class {name} that is not bound to a name of "
+                f"the notebook (inside a container or another module); call a module the notebook names")
+        if kwargs:
+            raise UnsupportedInJudge(f"a test called the student's {attr} with keyword arguments; pass them by position")
+        return _remote_result(attr, broker, args)
 
     return type(str(name)[:80], (torch.nn.Module,), {"forward": forward})
 
