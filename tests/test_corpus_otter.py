@@ -138,10 +138,18 @@ def secure(tmp_path_factory) -> dict[str, dict[str, float]]:
     out = tmp_path_factory.mktemp("secure_corpus")
     summary = grade_batch(AUTOGRADER_ZIP, [CORPUS], out, limits=Limits(question_timeout=10, timeout=60),
                           progress=False)
-    return {r.file: {q.name: q.points for q in r.questions} for r in summary.results}
+    return {r.file: {"points": {q.name: q.points for q in r.questions},
+                     "hints": {q.name: " ".join(t.hint for t in q.tests) for q in r.questions}}
+            for r in summary.results}
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_secure_grader_matches_otter_run(name, graded, secure):
     otter = {q: float(t["score"]) for q, t in _tests(graded, name).items()}
-    assert secure[name] == otter, f"{name}: autograder grade {secure[name]} vs otter run {otter}"
+    assert secure[name]["points"] == otter, f"{name}: autograder grade {secure[name]['points']} vs otter run {otter}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_secure_grader_gives_the_expected_hints(name, secure):
+    missing = {q: hint for q, hint in EXPECTED[name]["hints"].items() if hint not in secure[name]["hints"][q]}
+    assert not missing, f"{name}: {missing}\n" + "\n".join(secure[name]["hints"][q] for q in missing)

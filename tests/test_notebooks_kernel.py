@@ -68,7 +68,16 @@ def _check_cells(nb) -> dict[str, nbformat.NotebookNode]:
 
 
 def test_solution_passes_every_check(tmp_path):
-    nb = _execute(SOLUTION, tmp_path)
+    """Each check cell, and grader.check_all() at the end: later exercises reuse x and y, but
+    each question is checked on what its own cells set."""
+    nb = nbformat.read(SOLUTION, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell("grader.check_all()"))
+    solution = tmp_path / "with_check_all.ipynb"
+    nbformat.write(nb, solution)
+    nb = _execute(solution, tmp_path)
+    check_all = _text(nb.cells[-1])
+    for q in QUESTIONS:
+        assert f"{q} results: All test cases passed!" in check_all, check_all
     errors = [(cell.source, _text(cell)) for cell in nb.cells if cell.cell_type == "code"
               and any(o["output_type"] == "error" for o in cell.get("outputs", []))]
     assert not errors, "the solution raised in a cell:\n" + "\n\n".join(
@@ -105,4 +114,24 @@ def test_each_check_sees_only_what_its_own_cells_set(tmp_path):
     assert "`x` was not set in this question's cells (it still holds the value from q1)" in q2, q2
     assert "StaleName: " in q2 and "Traceback" not in q2, q2
     for q in ("q1", "q3", "q4", "q5", "q6", "q7", "q8"):
+        assert f"{q} results: All test cases passed!" in _text(checks[q]), _text(checks[q])
+
+
+def test_a_cell_that_raised_is_named_by_the_check(tmp_path):
+    """An integer tensor cannot require gradients: q5's u = torch.tensor(1, ...) raises, and its
+    check names that error instead of calling u undefined; q2's x = torch.tensor(2, ...) raises
+    the same way, and its check says so instead of judging q1's x."""
+    nb = nbformat.read(SOLUTION, as_version=4)
+    for old, new in (("x = torch.tensor(2.0, requires_grad=True)  # SOLUTION", "x = torch.tensor(2, requires_grad=True)"),
+                     ("u = torch.tensor(1.0, requires_grad=True)  # SOLUTION", "u = torch.tensor(1, requires_grad=True)")):
+        cells = [c for c in nb.cells if c.cell_type == "code" and old in c.source]
+        cells[-1].source = cells[-1].source.replace(old, new)   # x: q2's cell, not q1's
+    path = tmp_path / "raises.ipynb"
+    nbformat.write(nb, path)
+    checks = _check_cells(_execute(path, tmp_path))
+    q2, q5 = _text(checks["q2"]), _text(checks["q5"])
+    assert ("`x` was not set in this question's cells (it still holds the value from q1): the cell that sets it "
+            "stopped with an error (RuntimeError: Only Tensors of floating point") in q2, q2
+    assert "`u` was not set: the cell that sets it stopped with an error (RuntimeError: Only Tensors" in q5, q5
+    for q in ("q1", "q3", "q4", "q6", "q7"):
         assert f"{q} results: All test cases passed!" in _text(checks[q]), _text(checks[q])

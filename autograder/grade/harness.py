@@ -301,7 +301,7 @@ def run_cells(job, skip: set[int], recorder: Recorder) -> None:
             namespace = runner.namespace
             bindings.observe(namespace, provided=cell["provided"], names=watched)   # set before the check
             values = {}
-            stale = bindings.stale(question, {name.split(".")[0] for name in spec.names})
+            stale = bindings.stale(question, {name.split(".")[0] for name in spec.names}, present=namespace)
             for name in spec.names:
                 if name.split(".")[0] in stale:
                     continue
@@ -349,6 +349,9 @@ def run_cells(job, skip: set[int], recorder: Recorder) -> None:
         bindings.observe(runner.namespace, provided=cell["provided"], names=watched, assigned=assigned)
         if error:
             recorder.emit({"t": "err", "s": segment, "e": error})
+            if cell["provided"] is False:   # the names it was to set are explained by its error
+                source = job.sources[index] if ipython or code is None else code
+                bindings.raised(autograd_checks.assigned_names(source or ""), error)
         now = _activity()
         if in_namespace and (now[0] > activity[0] or now[1] > activity[1]):
             # this cell left a thread or process running: if the run dies later, suspect it

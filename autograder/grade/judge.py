@@ -75,7 +75,7 @@ class Judge:
         env = Rebuilder(self.checks, broker).env(values)
         for name, earlier in (stale or {}).items():
             if type(name) is str and type(earlier) is str:
-                env[name] = self.checks.Stale(name, earlier[:100])
+                env[name] = self.checks.Stale(name, earlier[:300])
         for name, value in env.items():
             facts = self.checks.observe(value, name) if isinstance(value, type) else None
             if facts is not None and facts.probe is not None and \

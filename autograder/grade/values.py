@@ -159,6 +159,8 @@ def observe_value(obj: Any, name: str, checks, *, probe_inputs=None, depth: int 
     kind = type(obj)
     if obj is None:
         return {"kind": "none"}
+    if obj is Ellipsis:   # the template's `x = ...`: the checks say it is still to be written
+        return {"kind": "ellipsis"}
     if kind in _SCALARS:
         if kind is int and not -2**63 <= obj < 2**63:
             return {"kind": "other", "type": "int (too large)"}
@@ -328,6 +330,8 @@ class Rebuilder:
         kind = value.get("kind")
         if kind == "none":
             return None
+        if kind == "ellipsis":
+            return Ellipsis
         if kind == "bool":
             if type(value["value"]) is not bool:
                 raise ValueError("bad bool")

@@ -105,9 +105,19 @@ class Stale:
     earlier question's cells left there, so every test that uses it fails, saying why."""
 
     def __init__(self, name: str, earlier: str) -> None:
-        object.__setattr__(self, "_message",
-                           f"`{name}` was not set in this question's cells (it still holds the value from "
-                           f"{earlier}). Run this question's cells, in order, before its check.")
+        # `earlier` is the question whose cells set it, then, after a newline, the error that
+        # stopped the cell of this question meant to set it (either may be empty)
+        earlier, _, error = earlier.partition("\n")
+        if earlier and error:
+            message = (f"`{name}` was not set in this question's cells (it still holds the value from {earlier}): "
+                       f"the cell that sets it stopped with an error ({error}). Fix that error and run the cell again.")
+        elif error:
+            message = (f"`{name}` was not set: the cell that sets it stopped with an error ({error}). "
+                       f"Fix that error and run the cell again.")
+        else:
+            message = (f"`{name}` was not set in this question's cells (it still holds the value from "
+                       f"{earlier}). Run this question's cells, in order, before its check.")
+        object.__setattr__(self, "_message", message)
 
     def _fail(self, *args, **kwargs):
         raise StaleName(object.__getattribute__(self, "_message"))
@@ -158,6 +168,7 @@ class BindingLog:
         self._seen: dict[str, Any] = {}      # name -> the object it held when last looked at
         self._set_at: dict[str, int] = {}    # name -> how many checks had run when an answer cell set it
         self._checks: list[str] = []         # the questions checked so far, in order
+        self._raised: dict[str, str] = {}    # name -> the error that stopped the answer cell assigning it
 
     def observe(self, namespace: Mapping[str, Any], *, provided: bool, names=None, assigned=()) -> None:
         """Note the names a cell (re)bound: those whose object changed, and `assigned`, the names
@@ -170,23 +181,43 @@ class BindingLog:
             if self._seen.get(name, _MISSING) is value and not (name in assigned and value is not _MISSING):
                 continue
             self._seen[name] = value
+            self._raised.pop(name, None)
             if provided or value is _MISSING:
                 self._set_at.pop(name, None)
             else:
                 self._set_at[name] = len(self._checks)
 
+    def raised(self, names, error: str) -> None:
+        """An answer cell that assigns `names` stopped with `error` before it set them."""
+        for name in names:
+            self._raised[name] = str(error)[:200].replace("\n", " ")
+
+    def unset(self) -> set[str]:
+        """The names a stopped answer cell was to set, since the last check."""
+        return set(self._raised)
+
     def checked(self, question: str) -> None:
         self._checks.append(question)
+        self._raised.clear()
 
-    def stale(self, question: str, names) -> dict[str, str]:
-        """name -> the earlier question whose cells last set it, for the names that are stale."""
+    def pending(self) -> list[str]:
+        """The names answer cells set since the last check: they belong to the next question checked."""
+        return [name for name, at in self._set_at.items() if at == len(self._checks)]
+
+    def stale(self, question: str, names, present=None) -> dict[str, str]:
+        """name -> the earlier question whose cells last set it, for the names that are stale;
+        after a newline, the error of the cell of this question that was to set it, if one
+        stopped (for a name not `present` at all, only that)."""
         out = {}
         for name in names:
             at = self._set_at.get(name)
             # the cells that set it belong to the first question checked after them
             owner = self._checks[at] if at is not None and at < len(self._checks) else None
+            error = self._raised.get(name)
             if owner is not None and owner != question:
-                out[name] = owner
+                out[name] = owner + (f"\n{error}" if error else "")
+            elif error and present is not None and name not in present:
+                out[name] = f"\n{error}"
         return out
 
 
@@ -259,18 +290,29 @@ def _track_kernel_bindings() -> None:
 
     def after_cell(result) -> None:
         info = getattr(result, "info", None)
-        ran = getattr(result, "error_before_exec", None) is None and getattr(result, "error_in_exec", None) is None
-        assigned = assigned_names(getattr(info, "raw_cell", "") or "") if ran else ()
-        log.observe(shell.user_ns, provided=current["provided"], assigned=assigned)
+        error = getattr(result, "error_before_exec", None) or getattr(result, "error_in_exec", None)
+        source = getattr(info, "raw_cell", "") or ""
+        log.observe(shell.user_ns, provided=current["provided"], assigned=assigned_names(source) if not error else ())
+        if error is not None and not current["provided"]:
+            text = str(error).strip().splitlines()[0][:150] if str(error).strip() else ""
+            log.raised(assigned_names(source), f"{type(error).__name__}: {text}" if text else type(error).__name__)
+
+    # question -> what its own cells had set when it was last checked: check_all() and a later
+    # check of an earlier question see that, not what later questions rebound (x, y are reused)
+    snapshots: dict[str, dict] = {}
 
     def check(cls, nb_or_test_path, nbmeta_config, test_name=None, global_env=None):
         env = shell.user_ns if global_env is None else global_env
         question = test_name or os.path.splitext(os.path.basename(str(nb_or_test_path)))[0]
         log.observe(env, provided=current["provided"])   # what this cell set before its check
-        stale = log.stale(question, list(env))
+        mine = snapshots.setdefault(question, {})
+        mine.update({name: env[name] for name in log.pending() if name in env})
+        names = [name for name in env if not name.startswith("_")]
+        stale = log.stale(question, set(names) | log.unset(), present=env)
         if stale:
             env = dict(env)
-            env.update({name: Stale(name, earlier) for name, earlier in stale.items()})
+            env.update({name: mine[name] if name in mine and "\n" not in earlier else Stale(name, earlier)
+                        for name, earlier in stale.items()})
         try:
             return original(cls, nb_or_test_path, nbmeta_config, test_name, env)
         finally:
