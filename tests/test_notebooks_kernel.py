@@ -135,3 +135,54 @@ def test_a_cell_that_raised_is_named_by_the_check(tmp_path):
     assert "`u` was not set: the cell that sets it stopped with an error (RuntimeError: Only Tensors" in q5, q5
     for q in ("q1", "q3", "q4", "q6", "q7"):
         assert f"{q} results: All test cases passed!" in _text(checks[q]), _text(checks[q])
+
+
+def test_an_exercise_run_before_the_first_cell_is_not_called_hand_made(tmp_path):
+    """A student runs q1's cells before the notebook's first cell (which imports the checks):
+    the check says the gradient was filled before the checks started, not that it was typed."""
+    nb = nbformat.read(SOLUTION, as_version=4)
+    first = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "import autograd_checks" in c.source)
+    answer = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "y = x ** 2  # SOLUTION" in c.source)
+    setup = nb.cells.pop(first)
+    nb.cells.insert(answer, setup)   # after q1's answer cell (which moved up by one), before its check
+    path = tmp_path / "late_setup.ipynb"
+    nbformat.write(nb, path)
+    q1 = _text(_check_cells(_execute(path, tmp_path))["q1"])
+    assert "`x.grad` was filled before the notebook's first cell ran" in q1, q1
+    assert "by hand" not in q1, q1
+
+
+# Typical mistakes, typed into the solution; each must get its message at its own check cell.
+# (question, text in the solution, what the student typed, what the check says)
+MISTAKES = {
+    "a": [
+        ("q1", "y = x ** 2  # SOLUTION\n", "y = x ** 2\ny.backward(retain_graph=True)\n",
+         "backward() ran 2 times, so `x.grad` adds up 2 passes"),
+        ("q2", "y.backward()  # SOLUTION NO PROMPT", "y.backward()\nx = torch.tensor(3.0)",
+         "`x` does not track gradients now, but `y` was computed from a tensor that did"),
+        ("q4", "return grad_output * 2 * i", "return i ** 2",
+         "torch.autograd.gradcheck finds that SQ.backward() does not match SQ.forward()"),
+    ],
+    "b": [
+        ("q4", "return grad_output * 2 * i", "return 2 * i",
+         "torch.autograd.gradcheck finds that SQ.backward() does not match SQ.forward()"),
+    ],
+}
+
+
+@pytest.mark.parametrize("variant", sorted(MISTAKES))
+def test_typical_mistakes_get_their_message_at_their_own_check(tmp_path, variant):
+    nb = nbformat.read(SOLUTION, as_version=4)
+    for question, old, new, _ in MISTAKES[variant]:
+        cells = [c for c in nb.cells if c.cell_type == "code" and old in c.source]
+        cell = cells[0] if question != "q2" else cells[1]   # q2's backward line is the second one
+        cell.source = cell.source.replace(old, new)
+    path = tmp_path / f"mistakes_{variant}.ipynb"
+    nbformat.write(nb, path)
+    checks = _check_cells(_execute(path, tmp_path))
+    mistaken = {q for q, *_ in MISTAKES[variant]}
+    for question, _, _, message in MISTAKES[variant]:
+        text = _text(checks[question])
+        assert message in text and "Traceback" not in text, f"{question}:\n{text}"
+    for q in set(QUESTIONS) - mistaken:
+        assert f"{q} results: All test cases passed!" in _text(checks[q]), _text(checks[q])

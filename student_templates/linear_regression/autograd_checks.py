@@ -266,6 +266,7 @@ def _track_kernel_bindings() -> None:
         return
     if shell is None or getattr(shell, "_autograd_binding_log", None) is not None:
         return
+    tracker.filled_before(shell.user_ns)
     provided = lab_provided_cells()
     try:
         from otter.execute import Checker
@@ -392,7 +393,7 @@ class Facts:
     direct: tuple[int, ...] = ()   # the graph nodes its grad_fn takes its inputs from
     grad_kind: str = "none"        # none | tensor | other
     grad: TensorData | None = None
-    grad_source: str = "unknown"   # autograd | edited | unknown
+    grad_source: str = "unknown"   # autograd | edited | unknown | untracked (filled before the checks ran)
     backward_passes: int = 0       # backward passes added up in .grad (0: unknown)
     grad_roots: tuple[int, ...] = ()   # idents of the tensors those passes started from
     grad_seeded: bool = False      # some pass started from a gradient other than ones
@@ -519,6 +520,8 @@ class _BackwardTracker:
         # graph nodes recent backward passes went through, kept alive so their ids stay unique
         self._backpropagated: dict[int, Any] = {}
         self._roots: dict[int, Any] = {}   # the tensors passes started from, kept alive likewise
+        # leaves whose .grad was filled before the checks were imported (kernel only), and that .grad
+        self._before: dict[int, tuple] = {}
 
     def install(self) -> None:
         engine = Variable._execution_engine
@@ -585,8 +588,20 @@ class _BackwardTracker:
             return Provenance("autograd", 1) if retained and ran else Provenance("edited")
         record = self._records.get(id(tensor))
         if record is None or record[0]() is not tensor or not _unchanged(record, grad):
+            before = self._before.get(id(tensor))
+            if record is None and before is not None and before[0]() is tensor and before[1]() is grad:
+                return Provenance("untracked")
             return Provenance("edited")
         return record[4]
+
+    def filled_before(self, namespace: Mapping[str, Any]) -> None:
+        """Leaves of a kernel's namespace whose .grad backward() filled before the tracker was
+        installed: the checks say so instead of calling the gradient hand-made."""
+        for value in list(namespace.values()):
+            if _isinstance(value, torch.Tensor) and _get_is_leaf(value):
+                grad = _get_grad(value)
+                if grad is not None:
+                    self._before[id(value)] = (weakref.ref(value), weakref.ref(grad))
 
 
 def _unchanged(record, grad) -> bool:
@@ -996,7 +1011,7 @@ def facts_from_plain(d: Mapping) -> Facts:
     if grad_kind not in ("none", "tensor", "other"):
         raise ValueError("bad grad kind")
     grad_source = _text(d["grad_source"])
-    if grad_source not in ("autograd", "edited", "unknown"):
+    if grad_source not in ("autograd", "edited", "unknown", "untracked"):
         raise ValueError("bad grad source")
     reaches = d["reaches"]
     if not _isinstance(reaches, (list, tuple)) or not all(_type(i) is int for i in reaches):
@@ -1188,12 +1203,29 @@ def _require_tensor(env, name: str) -> Facts:
     return f
 
 
-def _require_grad_tracking(f: Facts) -> None:
+def _computed_from_another(env, f: Facts) -> str | None:
+    """A tensor of the environment computed from a tracking leaf other than `f`'s object: the
+    sign that `f.name` was assigned again after that tensor was computed from it."""
+    for other, value in env.items():
+        if other == f.name or not _isinstance(value, (torch.Tensor, Facts)):
+            continue
+        g = observe(value, other)
+        if g.kind == "tensor" and not g.is_leaf and g.requires_grad and f.ident not in g.reaches:
+            return other
+    return None
+
+
+def _require_grad_tracking(f: Facts, env=None) -> None:
     if f.data.dtype.startswith(_INT_DTYPES):
         _fail(f"`{f.name}` holds whole numbers ({f.data.dtype}), and autograd only works with "
               f"floating point numbers. Write the number with a decimal point, "
               f"e.g. torch.tensor(2.0, requires_grad=True).")
     if not f.requires_grad:
+        other = _computed_from_another(env or {}, f)
+        if other is not None:
+            _fail(f"`{f.name}` does not track gradients now, but `{other}` was computed from a tensor that "
+                  f"did: it looks like `{f.name}` was assigned again after that. Keep one `{f.name}`, created "
+                  f"with requires_grad=True, and compute `{other}` from it.")
         _fail(f"`{f.name}` does not track gradients. Create it with requires_grad=True.")
 
 
@@ -1202,7 +1234,7 @@ def check_tensor(env, name: str, *, requires_grad: bool = False, leaf: bool = Fa
     """`name` exists and is a tensor; optionally tracks gradients, is a leaf, has a shape."""
     f = _require_tensor(env, name)
     if requires_grad:
-        _require_grad_tracking(f)
+        _require_grad_tracking(f, env)
     if leaf and not f.is_leaf:
         _fail(f"`{name}` should be a leaf tensor that you create directly with "
               f"requires_grad=True, but it was computed from other tensors.")
@@ -1245,20 +1277,27 @@ def _require_grad(env, name: str, of: str, functions: tuple[str, ...] = ()) -> F
     f = _require_tensor(env, name)
     if f.grad_kind == "none":
         if not f.requires_grad:
-            _require_grad_tracking(f)
+            _require_grad_tracking(f, env)
         if not f.is_leaf:
             _fail(f"`{name}.grad` is None because `{name}` is not a leaf tensor: it was computed "
                   f"from other tensors, and autograd only fills .grad of leaves. Create `{name}` "
                   f"directly with requires_grad=True (or call {name}.retain_grad() before backward()).")
+        other = _computed_from_another(env, f)
+        if other == of:
+            _fail(f"`{name}.grad` is None, and `{of}` was computed from another tensor: it looks like "
+                  f"`{name}` was assigned again after {of}.backward(). Create `{name}` once, then compute "
+                  f"`{of}` from it and call {of}.backward().")
         _fail(f"`{name}.grad` is None: autograd has not computed it yet. "
               f"Call {of}.backward() first, then read {name}.grad.")
     if f.grad_kind != "tensor":
         _fail(f"`{name}.grad` is not a tensor. Let autograd fill it in by calling {of}.backward().")
+    if f.grad_source == "untracked":   # the kernel: backward() ran before the checks were imported
+        _fail(f"`{name}.grad` was filled before the notebook's first cell ran (the one that imports "
+              f"autograd_checks), so the checks could not watch backward(). Run this question's cells "
+              f"again now, then its check.")
     if f.grad_source != "autograd":   # "unknown" only when the tracking was switched off
         _fail(f"`{name}.grad` was set or changed by hand, not by autograd. Remove that line and "
-              f"let {of}.backward() compute the gradient. (If you did not touch it, run the "
-              f"notebook from the top: the first cell must run before backward() for the checks "
-              f"to see it.)")
+              f"let {of}.backward() compute the gradient.")
     _require_pass_from(env, f, of, functions)
     return f
 
@@ -1319,6 +1358,18 @@ def check_backward_called(env, name: str, *, of: str, functions: tuple[str, ...]
     return _require_grad(env, name, of, tuple(functions))
 
 
+def check_backward_once(env, name: str, *, of: str) -> Facts | None:
+    """The backward() passes that filled `name`.grad ran once: a second pass adds to the first
+    (gradients accumulate). Says nothing about anything else (check_backward_called does)."""
+    try:
+        f = _facts(env, name)
+    except StaleName:   # the question's other checks say that
+        return None
+    if f.kind == "tensor" and f.grad_source == "autograd" and f.backward_passes > 1:
+        _fail(_ran_more_than_once(name, of, f.backward_passes))
+    return f
+
+
 def check_grad_value(env, name: str, *, of: str, reference: Callable[..., torch.Tensor],
                      at: Mapping[str, Any], functions: tuple[str, ...] = ()) -> Facts:
     """`name`.grad equals d reference / d name at the point `at`, as computed by autograd from
@@ -1340,7 +1391,6 @@ def check_grad_value(env, name: str, *, of: str, reference: Callable[..., torch.
         _require_output_value(env, of, ref_value)
         _require_curvature(env, f, of, reference, at)
         return f
-    got = _show(f.grad.values, f.grad.shape)
     wrong_point = _wrong_point(env, at)
     if wrong_point is not None:
         where, student_at = wrong_point
@@ -1353,11 +1403,17 @@ def check_grad_value(env, name: str, *, of: str, reference: Callable[..., torch.
         if times > 1 and _close(f.grad.values, ref * times):
             _fail(_ran_more_than_once(name, of, times))
         if _close(f.grad.values, -ref):
-            _fail(f"`{name}.grad` is {got}, which has the wrong sign. Check the signs in `{of}`.")
-    if ref.dim() == 0 and ref_value.dim() == 0 and not _close((float(ref_value),), ref) \
+            _fail(f"`{name}.grad` has the wrong sign. Check the signs in `{of}`.")
+    # one variable only: with several, a partial equal to the function's value is a coincidence
+    if len(at) == 1 and ref.dim() == 0 and ref_value.dim() == 0 and not _close((float(ref_value),), ref) \
             and _close(f.grad.values, ref_value.reshape(1)):
-        _fail(f"`{name}.grad` is {got}, which is the value of the function the exercise asks "
-              f"for, not its derivative. Compute `{of}` as the exercise says and call backward().")
+        _fail(f"`{name}.grad` is the value of the function the exercise asks for, not its derivative "
+              f"(did you differentiate by hand first?). Compute `{of}` as the exercise says and call backward().")
+    out = _facts(env, of)
+    if out.grad_fn == "MeanBackward0" and f.grad.shape and math.prod(f.grad.shape) > 1:
+        _fail(f"`{of}` is a mean (.mean()), so every element of `{name}.grad` is divided by the number "
+              f"of elements. The sum trick needs the sum: compute `{of}` with .sum() instead, then call "
+              f"{of}.backward().")
     _fail(f"`{name}.grad` is {_show(f.grad.values, f.grad.shape, ref)}, which is not the right derivative. Check that `{of}` is "
           f"computed exactly as the exercise says, then run the question's cells again in order.")
 

@@ -3,7 +3,7 @@ from otter.test_files import test_case
 OK_FORMAT = False
 
 name = "q1"
-points = [0.25, 0.25, 0.5]
+points = [0.25, 0.25, 0.5, 0]
 
 @test_case(points=None, hidden=False)
 def test_q1_x_tracks_gradients(env):
@@ -19,4 +19,9 @@ def test_q1_y_from_x(env):
 def test_q1_backward_called(env):
     import autograd_checks as ac
     ac.check_backward_called(env, 'x', of='y')
+
+@test_case(points=None, hidden=False)
+def test_q1_backward_ran_once(env):
+    import autograd_checks as ac
+    ac.check_backward_once(env, 'x', of='y')
 

@@ -3,7 +3,7 @@ from otter.test_files import test_case
 OK_FORMAT = False
 
 name = "q5"
-points = [0.25, 0.25, 0.5, 0.5]
+points = [0.25, 0.25, 0.5, 0.5, 0]
 
 @test_case(points=None, hidden=False)
 def test_q5_u_tracks_gradients(env):
@@ -26,4 +26,10 @@ def test_q5_backward_called(env):
     import autograd_checks as ac
     ac.check_backward_called(env, 'u', of='f')
     ac.check_backward_called(env, 'v', of='f')
+
+@test_case(points=None, hidden=False)
+def test_q5_backward_ran_once(env):
+    import autograd_checks as ac
+    ac.check_backward_once(env, 'u', of='f')
+    ac.check_backward_once(env, 'v', of='f')
 

@@ -3,7 +3,7 @@ from otter.test_files import test_case
 OK_FORMAT = False
 
 name = "q7"
-points = [0.25, 0.25, 0.25, 0.25]
+points = [0.25, 0.25, 0.25, 0.25, 0]
 
 @test_case(points=None, hidden=False)
 def test_q7_x_tracks_gradients(env):
@@ -25,4 +25,9 @@ def test_q7_y_is_the_sum(env):
 def test_q7_backward_called(env):
     import autograd_checks as ac
     ac.check_backward_called(env, 'x', of='y')
+
+@test_case(points=None, hidden=False)
+def test_q7_backward_ran_once(env):
+    import autograd_checks as ac
+    ac.check_backward_once(env, 'x', of='y')
 
