@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import hashlib
 import inspect
 import json
@@ -256,6 +257,50 @@ def lab_provided_cells(folder: str | None = None) -> frozenset[str] | None:
     return frozenset(c for c in cells if isinstance(c, str))
 
 
+# otter words a failed case as "Error at line N in test q1:\n  <the test's code>\nCheckFailed: ...";
+# a student needs only the message, once, with `names` shown as code in Jupyter's output
+_FAILURE = re.compile(r"^(?:CheckFailed|StaleName|AssertionError): (.+)", re.M | re.S)
+
+
+def _tidied(result):
+    """otter's result for one question, its failures reduced to the checks' messages (a message
+    that repeats says so once), and rendered as HTML with code where the message has `code`."""
+    try:
+        seen, results = set(), []
+        for tcr in result.test_case_results:
+            message = tcr.message or ""
+            found = None if tcr.passed else _FAILURE.search(message)
+            if found is not None:
+                head = message.split("Error at line", 1)[0]   # otter's "❌ Test case failed"
+                text = found.group(1).strip().strip("'")
+                tcr = dataclasses.replace(tcr, message=head + ("(the same as above)" if text in seen else text))
+                seen.add(text)
+            results.append(tcr)
+        result.test_case_results = results
+        if not result.passed_all:
+            # a partial of str, not an object of this module: otter run pickles the results and
+            # reads them back where this module is not importable
+            result._repr_html_ = functools.partial(str, _result_html(result))
+    except Exception:   # noqa: BLE001  (another otter: its own output is still right)
+        pass
+    return result
+
+
+def _result_html(result) -> str:
+    """Jupyter's rich output of a question that did not pass: one line a failed case."""
+    import html
+
+    def code(text: str) -> str:
+        return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text, quote=False))
+
+    failed = [t for t in result.test_case_results if not t.passed]
+    rows = "".join(f"<li>{code((t.message or 'failed').replace('❌ Test case failed', '').strip())}</li>"
+                   for t in failed)
+    passed = len(result.test_case_results) - len(failed)
+    return (f"<p><strong style='color: #b00;'>{html.escape(result.name)}</strong>: {len(failed)} of "
+            f"{len(result.test_case_results)} checks did not pass ({passed} passed).</p><ul>{rows}</ul>")
+
+
 def _track_kernel_bindings() -> None:
     """In a Jupyter kernel (students' checks, otter run): keep a BindingLog of the cells that
     run, and give each otter check an environment in which stale names are Stale markers."""
@@ -315,7 +360,7 @@ def _track_kernel_bindings() -> None:
             env.update({name: mine[name] if name in mine and "\n" not in earlier else Stale(name, earlier)
                         for name, earlier in stale.items()})
         try:
-            return original(cls, nb_or_test_path, nbmeta_config, test_name, env)
+            return _tidied(original(cls, nb_or_test_path, nbmeta_config, test_name, env))
         finally:
             log.checked(question)
 
@@ -1249,7 +1294,8 @@ def check_computed_from(env, out: str, leaf: str, *, scalar: bool = False) -> Fa
     f = check_tensor(env, out)
     if f.grad_fn is None:
         _fail(f"`{out}` has no grad_fn, so autograd cannot differentiate it. Compute it from "
-              f"`{leaf}` with torch operations (not .item(), numpy or Python numbers).")
+              f"`{leaf}` itself with torch operations: `{leaf}.data`, `{leaf}.detach()`, .item(), "
+              f"NumPy and Python numbers give the numbers without the history autograd needs.")
     if (source.ident if source.is_leaf else source.node) not in f.reaches:
         _fail(f"`{out}` was not computed from this `{leaf}`. Run the cells of this question "
               f"in order: create `{leaf}` first, then compute `{out}` from it.")
