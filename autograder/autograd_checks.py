@@ -301,6 +301,33 @@ def _result_html(result) -> str:
             f"{len(result.test_case_results)} checks did not pass ({passed} passed).</p><ul>{rows}</ul>")
 
 
+# In a kernel: the answer cells run since the last check (a check can then name the line of
+# the student's code that did something); empty in the secure grader's judge.
+_ANSWER_SOURCES: list[str] = []
+_GRAPH_BREAKERS = {"data": "`{x}.data`", "detach": "`.detach()`", "item": "`.item()`", "numpy": "`.numpy()`",
+                   "tolist": "`.tolist()`"}
+
+
+def _graph_breaker(out: str) -> str | None:
+    """What in the answer cells' assignment to `out` gives numbers without autograd's history:
+    `x.data`, .detach(), .item(), .numpy(), .tolist(), a NumPy function, float()/int()."""
+    for source in reversed(_ANSWER_SOURCES):
+        tree = _python_tree(source)
+        for node in ast.walk(tree) if tree is not None else ():
+            if not (_isinstance(node, ast.Assign) and any(_isinstance(t, ast.Name) and t.id == out
+                                                           for t in node.targets)):
+                continue
+            for part in ast.walk(node.value):
+                if _isinstance(part, ast.Attribute) and part.attr in _GRAPH_BREAKERS:
+                    owner = part.value.id if _isinstance(part.value, ast.Name) else "..."
+                    return _GRAPH_BREAKERS[part.attr].format(x=owner)
+                if _isinstance(part, ast.Call) and _isinstance(part.func, ast.Name) and part.func.id in ("float", "int"):
+                    return f"`{part.func.id}()`"
+                if _isinstance(part, ast.Attribute) and _isinstance(part.value, ast.Name) and part.value.id in ("np", "numpy"):
+                    return f"`{part.value.id}.{part.attr}`"
+    return None
+
+
 def _track_kernel_bindings() -> None:
     """In a Jupyter kernel (students' checks, otter run): keep a BindingLog of the cells that
     run, and give each otter check an environment in which stale names are Stale markers."""
@@ -333,6 +360,8 @@ def _track_kernel_bindings() -> None:
     def before_cell(info) -> None:
         source = without_otter_seeds(getattr(info, "raw_cell", "") or "")
         current["provided"] = cell_fingerprint(source) in provided
+        if not current["provided"]:   # the answer cells since the last check, for the checks' messages
+            _ANSWER_SOURCES.append(source)
 
     def after_cell(result) -> None:
         info = getattr(result, "info", None)
@@ -363,6 +392,7 @@ def _track_kernel_bindings() -> None:
             return _tidied(original(cls, nb_or_test_path, nbmeta_config, test_name, env))
         finally:
             log.checked(question)
+            _ANSWER_SOURCES.clear()
 
     shell.events.register("pre_run_cell", before_cell)
     shell.events.register("post_run_cell", after_cell)
@@ -1293,6 +1323,11 @@ def check_computed_from(env, out: str, leaf: str, *, scalar: bool = False) -> Fa
     source = check_tensor(env, leaf, requires_grad=True)
     f = check_tensor(env, out)
     if f.grad_fn is None:
+        breaker = _graph_breaker(out)
+        if breaker is not None:
+            _fail(f"`{out}` has no grad_fn, so autograd cannot differentiate it: it was computed with {breaker}, "
+                  f"which gives the numbers without the history autograd needs. Compute `{out}` from "
+                  f"`{leaf}` itself with torch operations.")
         _fail(f"`{out}` has no grad_fn, so autograd cannot differentiate it. Compute it from "
               f"`{leaf}` itself with torch operations: `{leaf}.data`, `{leaf}.detach()`, .item(), "
               f"NumPy and Python numbers give the numbers without the history autograd needs.")

@@ -1498,3 +1498,23 @@ def test_assigned_names_are_the_cells_top_level_bindings():
            "with g() as h: pass\nif (w := 2): pass\ndef fn(q):\n    inner = 1\nclass K: attr = 1\n")
     assert ac.assigned_names(src) == {"np", "nn", "x", "y", "a", "b", "c", "i", "h", "w", "fn", "K"}
     assert ac.assigned_names("%matplotlib inline\nz = 1") == {"z"}
+
+
+@pytest.mark.parametrize("line, named", [
+    ("Y = x.data ** 2", "`x.data`"),
+    ("Y = x.detach() ** 2", "`.detach()`"),
+    ("Y = torch.tensor(np.square(x.numpy()))", "`np.square`"),
+    ("Y = torch.tensor(x.numpy() ** 2)", "`.numpy()`"),
+    ("Y = torch.tensor(float(x) ** 2)", "`float()`"),
+])
+def test_the_kernel_names_what_broke_the_graph(line, named):
+    x = torch.linspace(-1, 1, 5, requires_grad=True)
+    Y = x.detach() ** 2
+    ac._ANSWER_SOURCES[:] = ["x = torch.linspace(-1, 1, 5, requires_grad=True)", line]
+    try:
+        msg = fails(ac.check_computed_from, {"x": x, "Y": Y}, "Y", "x")
+    finally:
+        ac._ANSWER_SOURCES.clear()
+    assert f"it was computed with {named}" in msg
+    # without the cells (the secure grader's judge), the message lists the usual suspects
+    assert "`x.data`, `x.detach()`, .item()" in fails(ac.check_computed_from, {"x": x, "Y": Y}, "Y", "x")

@@ -173,6 +173,8 @@ MISTAKES = {
     "b": [
         ("q4", "return grad_output * 2 * i", "return 2 * i",
          "torch.autograd.gradcheck finds that SQ.backward() does not match SQ.forward()"),
+        ("q6", "Y = x ** 2  # SOLUTION", "Y = x.data ** 2",
+         "`Y` has no grad_fn, so autograd cannot differentiate it: it was computed with `x.data`"),
     ],
 }
 
