@@ -1518,3 +1518,27 @@ def test_the_kernel_names_what_broke_the_graph(line, named):
     assert f"it was computed with {named}" in msg
     # without the cells (the secure grader's judge), the message lists the usual suspects
     assert "`x.data`, `x.detach()`, .item()" in fails(ac.check_computed_from, {"x": x, "Y": Y}, "Y", "x")
+
+
+@pytest.mark.parametrize("error, says", [
+    (RuntimeError("This method is not compatible with Google Colab"), "File > Download > Download .ipynb"),
+    (ValueError("Could not resolve notebook path"), "this folder holds more than one"),
+])
+def test_export_where_otter_cannot_says_what_to_upload(capsys, error, says):
+    class Notebook:
+        def export(self, *args, **kwargs):
+            raise error
+
+    ac.friendlier_export(Notebook)
+    assert Notebook().export(pdf=False) is None
+    assert says in capsys.readouterr().out
+
+
+def test_other_export_errors_still_reach_the_student():
+    class Notebook:
+        def export(self, *args, **kwargs):
+            raise RuntimeError("disk full")
+
+    ac.friendlier_export(Notebook)
+    with pytest.raises(RuntimeError, match="disk full"):
+        Notebook().export()

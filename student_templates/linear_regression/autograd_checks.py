@@ -773,9 +773,51 @@ def _leaves_of(t_outputs) -> tuple[list, dict]:
     return leaves + reached, nodes
 
 
+EXPORT_ON_COLAB = ("Google Colab cannot make otter's submission zip. Submit the notebook itself instead: "
+                   "File > Download > Download .ipynb, then upload that file to your course's assignment page.")
+EXPORT_AMBIGUOUS = ("otter could not tell which notebook to export: this folder holds more than one. Save "
+                    "this notebook, then run grader.export(\"NAME.ipynb\", pdf=False) with its file name, or "
+                    "upload the notebook itself to your course's assignment page.")
+
+
+def friendlier_export(notebook_class) -> None:
+    """otter's export raises where it cannot work (Colab; a folder with two notebooks): say
+    instead, plainly, what to upload."""
+    original = notebook_class.__dict__.get("export")
+    if original is None or getattr(original, "_autograd_friendly", False):
+        return
+
+    def export(self, *args, **kwargs):
+        try:
+            return original.__get__(self, type(self))(*args, **kwargs)
+        except RuntimeError as exc:
+            if "not compatible with" not in str(exc):
+                raise
+            print(EXPORT_ON_COLAB)
+        except ValueError as exc:
+            if "Could not resolve notebook path" not in str(exc):
+                raise
+            print(EXPORT_AMBIGUOUS)
+
+    export._autograd_friendly = True
+    notebook_class.export = export
+
+
+def _friendlier_export_in_kernel() -> None:
+    try:
+        from IPython import get_ipython
+        if get_ipython() is None:
+            return
+        from otter.check.notebook import Notebook
+    except Exception:   # noqa: BLE001  (no IPython or no otter: nothing to export)
+        return
+    friendlier_export(Notebook)
+
+
 tracker = _BackwardTracker()
 tracker.install()
 _track_kernel_bindings()
+_friendlier_export_in_kernel()
 
 
 # --------------------------------------------------------------------------- observing
