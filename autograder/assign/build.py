@@ -24,8 +24,10 @@ from ..errors import BuildError
 from ..paths import project_root
 from .master import MasterNotebook, read_master
 
+from ..grade.autograder_zip import source_digest
+from .setup_cell import ZIP_EPOCH, embed, student_files
+
 CHECKS_MODULE = Path(__file__).resolve().parent.parent / "autograd_checks.py"
-ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 @dataclass(frozen=True)
@@ -199,7 +201,7 @@ ANSWER_TAGS = frozenset({"otter_answer_cell", "otter_assign_solution_cell"})
 STALE_HINT = "was not set in this question's cells"   # the start of autograd_checks.Stale's message
 
 
-def _lab_cells_file(student_notebook: Path) -> bytes:
+def _lab_cells(student_notebook: Path) -> dict:
     """autograd_lab.json: fingerprints of the student notebook's code cells that are the lab's own
     (not answer cells), so that both graders judge each question on what its own cells set."""
     from ..autograd_checks import cell_fingerprint
@@ -207,7 +209,11 @@ def _lab_cells_file(student_notebook: Path) -> bytes:
     nb = nbformat.read(student_notebook, as_version=4)
     provided = sorted({cell_fingerprint(cell.source) for cell in nb.cells if cell.cell_type == "code"
                        and not ANSWER_TAGS & set(cell.get("metadata", {}).get("tags", []) or [])})
-    return (json.dumps({"provided_cells": provided}, indent=1) + "\n").encode()
+    return {"provided_cells": provided}
+
+
+def _json_file(data: dict) -> bytes:
+    return (json.dumps(data, indent=1) + "\n").encode()
 
 
 # What the secure grader's judge can give a test, for the gate's message.
@@ -283,14 +289,23 @@ def build(lab: str, *, root: Path | None = None, student_root: Path | None = Non
         students = sorted(student.glob("*.ipynb"))
         if len(students) != 1:
             raise BuildError(f"otter assign wrote {len(students)} student notebooks, expected 1")
-        from ..autograd_checks import LAB_FILE
-        lab_cells = _lab_cells_file(students[0])
-        (student / LAB_FILE).write_bytes(lab_cells)
-        _write_stable_zip(zips[0], staged_zip, {**_allowlist_extension(master), f"files/{LAB_FILE}": lab_cells})
-        zips[0].unlink()
         solutions = sorted(autograder.glob("*.ipynb"))
         if len(solutions) != 1:
             raise BuildError(f"otter assign wrote {len(solutions)} solution notebooks, expected 1")
+        from ..autograd_checks import LAB_FILE, cell_fingerprint
+        lab_cells = _lab_cells(students[0])   # before embedding: the master's own first cell is the lab's
+        (student / LAB_FILE).write_bytes(_json_file(lab_cells))
+        # the notebooks carry the student folder's files in their first cell; the secure grader
+        # runs the master's original cell in its place
+        files = student_files(student)
+        setup_cells, setup_sources = {}, {}
+        for nb_path in (students[0], solutions[0]):
+            setup, original = embed(nb_path, lab, files)
+            setup_cells[cell_fingerprint(setup)] = original
+            setup_sources[source_digest(setup)] = original   # the unedited cell, without parsing it
+        zip_lab_cells = _json_file({**lab_cells, "setup_cells": setup_cells, "setup_sources": setup_sources})
+        _write_stable_zip(zips[0], staged_zip, {**_allowlist_extension(master), f"files/{LAB_FILE}": zip_lab_cells})
+        zips[0].unlink()
         secure_gate(staged_zip, solutions[0], master)
         lab_dist.mkdir(parents=True, exist_ok=True)
         shutil.copy(staged_zip, lab_dist / "autograder.zip")

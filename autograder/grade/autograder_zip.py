@@ -50,6 +50,10 @@ class Autograder:
     # fingerprints of the lab's own code cells (files/autograd_lab.json): names they set are shared
     # by every question; None (an older zip): the stale-state rule is off, as in the kernel
     provided_cells: frozenset[str] | None = None
+    # the student notebook's self-contained first cell (by fingerprint) -> the master's cell that
+    # runs in its place: the secure grader never unpacks or installs anything
+    setup_cells: dict[str, str] = field(default_factory=dict)
+    setup_sources: dict[str, str] = field(default_factory=dict)   # the same, by digest of the exact text
 
     def question(self, name: str) -> Question | None:
         return next((q for q in self.questions if q.name == name), None)
@@ -74,6 +78,12 @@ def _names_used(source: str) -> tuple[str, ...]:
         elif isinstance(node, ast.FunctionDef) and node.name.startswith("test"):
             names.update(a.arg for a in node.args.args)   # otter injects parameters by name
     return tuple(sorted(names - {"env"}))
+
+
+def source_digest(source: str) -> str:
+    """Names the exact text of a cell: the grader recognises an unedited set-up cell by it in
+    microseconds, where its fingerprint (which parses the cell) takes milliseconds."""
+    return hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def load_autograder(zip_path: Path) -> Autograder:
@@ -127,7 +137,22 @@ def load_autograder(zip_path: Path) -> Autograder:
     from ..autograd_checks import lab_provided_cells
     return Autograder(zip_path=zip_path, digest=digest, private_dir=private, public_dir=public,
                       questions=questions, allowlist=allowlist,
-                      provided_cells=lab_provided_cells(str(private / "files")))
+                      provided_cells=lab_provided_cells(str(private / "files")),
+                      setup_cells=_setup_cells(private / "files", "setup_cells"),
+                      setup_sources=_setup_cells(private / "files", "setup_sources"))
+
+
+def _setup_cells(files: Path, key: str) -> dict[str, str]:
+    import json
+
+    from ..autograd_checks import LAB_FILE
+    try:
+        cells = json.loads((files / LAB_FILE).read_text(encoding="utf-8")).get(key, {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    if not isinstance(cells, dict):
+        return {}
+    return {k: v for k, v in cells.items() if isinstance(k, str) and isinstance(v, str)}
 
 
 def _natural_key(name: str):

@@ -21,7 +21,7 @@ from pathlib import Path
 from ..autograd_checks import cell_fingerprint
 from ..errors import UserError
 from ..results import GRADED, Status, SubmissionResult, load_record, save_record, write_manifest
-from .autograder_zip import load_autograder
+from .autograder_zip import Autograder, load_autograder, source_digest
 from .isolate import Limits
 from .judge import Judge, build_job
 from .protocol import Job
@@ -211,10 +211,7 @@ def _grade_with(pool, autograder, items, out, limits, summaries, progress, start
         waiting[digest] = [index]
         try:
             notebook = read_notebook(data)
-            cells = [cell.source for cell in notebook.code_cells]
-            # an answer cell is any cell that is not one of the lab's own (by content, not metadata)
-            answers = [autograder.provided_cells is not None and cell_fingerprint(source) not in autograder.provided_cells
-                       for source in cells]
+            cells, answers = _lab_cells_replaced([cell.source for cell in notebook.code_cells], autograder)
         except Exception as exc:
             reason = _why(exc, "invalid notebook")
             for i in waiting.pop(digest):
@@ -276,6 +273,25 @@ def _grade_with(pool, autograder, items, out, limits, summaries, progress, start
             write_feedback(out, r)
     return BatchSummary(out=out, results=final, graded_now=graded_now, reused=reused,
                         seconds=time.monotonic() - started)
+
+
+def _lab_cells_replaced(sources: list[str], autograder: Autograder) -> tuple[list[str], list[bool]]:
+    """The cells to run (the notebook's self-contained first cell replaced by the master's own
+    cell) and which of them are answer cells: any cell that is not one of the lab's own, by
+    content, not metadata."""
+    cells, answers = [], []
+    for source in sources:
+        original = autograder.setup_sources.get(source_digest(source)) if autograder.setup_sources else None
+        if original is None:
+            fp = cell_fingerprint(source)
+            original = autograder.setup_cells.get(fp)
+        if original is not None:
+            cells.append(original)
+            answers.append(False)
+            continue
+        cells.append(source)
+        answers.append(autograder.provided_cells is not None and fp not in autograder.provided_cells)
+    return cells, answers
 
 
 def _judged(judge: Judge, answer: RunAnswer, probe, item: InputFile, digest: str, findings, calls=(),
