@@ -31,6 +31,8 @@ from test_report import build_batch   # tests/ is on sys.path (pytest's rootdir-
 from autograder.report import write_report
 from autograder.results import save_batch
 
+pytestmark = pytest.mark.browser
+
 ARTIFACTS = Path(__file__).parent / "artifacts"
 CONSOLE = re.compile(r"CONSOLE[(:\]]|Uncaught")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -12,7 +12,7 @@ from autograder.grade.allowlist import DEFAULT
 from autograder.grade.screen import screen
 from autograder.grade.submission import read_cells
 
-from conftest import HONEST_NOTEBOOKS
+from conftest import AUTOGRADER_ZIP, HONEST_NOTEBOOKS, TEMPLATE
 
 HONEST = {
     "lab": "import torch\nimport matplotlib.pylab as plt\nx = torch.tensor(2.0, requires_grad=True)\n"
@@ -244,14 +244,42 @@ def test_attack_is_a_finding(name):
     assert all(f.cell in (1, 2) and f.line >= 1 and f.what for f in findings)
 
 
-def test_every_honest_notebook_in_the_repo_is_clean():
+@pytest.fixture(scope="module")
+def lab_autograder():
+    from autograder.grade.autograder_zip import load_autograder
+    autograder = load_autograder(AUTOGRADER_ZIP)
+    yield autograder
+    autograder.cleanup()
+
+
+def test_every_honest_notebook_in_the_repo_is_clean(lab_autograder):
+    """What the grader screens: the cells after the notebook's self-contained first cell is
+    replaced by the master's own cell."""
+    from autograder.grade.batch import lab_cells_replaced
     assert HONEST_NOTEBOOKS, "no notebooks found"
     dirty = {}
     for path in HONEST_NOTEBOOKS:
-        findings = screen(read_cells(path.read_bytes()))
+        cells, _ = lab_cells_replaced(read_cells(path.read_bytes()), lab_autograder)
+        findings = screen(cells)
         if findings:
             dirty[path.name] = [f.describe() for f in findings]
     assert dirty == {}
+
+
+def test_an_edited_setup_cell_is_screened_like_an_answer(lab_autograder):
+    """Only the unedited first cell is replaced: a student who changes it (here one character of
+    the packed text) has it screened and run as their own code, and its unpacking is flagged."""
+    from autograder.grade.batch import lab_cells_replaced
+    cells = read_cells(TEMPLATE.read_bytes())
+    setup = next(i for i, c in enumerate(cells) if c.startswith("#@title "))
+    replaced, answers = lab_cells_replaced(cells, lab_autograder)
+    assert "_autograd_lab_setup" not in replaced[setup] and answers[setup] is False
+    assert screen(replaced) == ()
+    edited = cells[setup].replace("'UEsDB", "'UEsDC", 1)
+    assert edited != cells[setup]
+    replaced, answers = lab_cells_replaced([*cells[:setup], edited, *cells[setup + 1:]], lab_autograder)
+    assert replaced[setup] == edited and answers[setup] is True
+    assert any(f.cell == setup + 1 for f in screen(replaced))
 
 
 def test_finding_names_cell_and_line():

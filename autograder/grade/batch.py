@@ -211,7 +211,7 @@ def _grade_with(pool, autograder, items, out, limits, summaries, progress, start
         waiting[digest] = [index]
         try:
             notebook = read_notebook(data)
-            cells, answers = _lab_cells_replaced([cell.source for cell in notebook.code_cells], autograder)
+            cells, answers = lab_cells_replaced([cell.source for cell in notebook.code_cells], autograder)
         except Exception as exc:
             reason = _why(exc, "invalid notebook")
             for i in waiting.pop(digest):
@@ -275,7 +275,7 @@ def _grade_with(pool, autograder, items, out, limits, summaries, progress, start
                         seconds=time.monotonic() - started)
 
 
-def _lab_cells_replaced(sources: list[str], autograder: Autograder) -> tuple[list[str], list[bool]]:
+def lab_cells_replaced(sources: list[str], autograder: Autograder) -> tuple[list[str], list[bool]]:
     """The cells to run (the notebook's self-contained first cell replaced by the master's own
     cell) and which of them are answer cells: any cell that is not one of the lab's own, by
     content, not metadata."""
