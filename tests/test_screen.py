@@ -330,3 +330,15 @@ def test_run_mode_is_read_from_code_not_from_strings():
     assert screened.findings == ()
     flagged = screen_cells(["%bash\n"])
     assert flagged.mode == "ipython" and flagged.findings
+
+
+def test_padding_with_harmless_findings_does_not_hide_the_one_that_matters():
+    """A cell of many flagged but harmless lines, then the payload: the record keeps the payload's
+    finding and says how many were left out, and where."""
+    from autograder.grade.screen import MAX_FINDINGS
+    padding = "".join(f"dir(torch{i % 3})\n" for i in range(3 * MAX_FINDINGS))
+    cell = "import torch\n" + padding + "import sys\nsys.modules['autograd_checks'] = None\n"
+    findings = screen([cell])
+    assert len(findings) == MAX_FINDINGS
+    assert any("sys" in f.what for f in findings), [f.what for f in findings]
+    assert "more findings not listed here (cells 1)" in findings[-1].what

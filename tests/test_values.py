@@ -276,8 +276,23 @@ def test_the_students_exception_fails_the_test_and_says_what_it_was():
     def df(x):
         raise ValueError("not written yet")
 
-    with pytest.raises(StudentCallFailed, match="`df` raised ValueError.*not written yet"):
+    with pytest.raises(StudentCallFailed, match="`df` raised ValueError when the test called it"):
         judged_with_calls({"df": df}, lambda env: env["df"](torch.tensor(2.0)))
+
+
+def test_the_students_exception_cannot_carry_the_tests_arguments_out():
+    """The error's text and the name of a class of the student's own are theirs: written into the
+    feedback they would tell the student the hidden test's inputs."""
+    def df(x):
+        raise ValueError(f"seen {x.tolist()!r}")
+
+    def df_named(x):
+        raise type(f"Seen_{int(x.item())}", (Exception,), {})()
+
+    for student in (df, df_named):
+        with pytest.raises(StudentCallFailed) as failed:
+            judged_with_calls({"df": student}, lambda env: env["df"](torch.tensor(7.0)))
+        assert "7" not in str(failed.value), str(failed.value)
 
 
 def test_calls_per_question_are_bounded():

@@ -346,8 +346,10 @@ class _Bindings:
 class _CellScreen(ast.NodeVisitor):
     """Walks one cell; every construct outside the allowlist becomes a Finding."""
 
-    def __init__(self, cell: int, policy: Allowlist, bindings: _Bindings, findings: list[Finding]) -> None:
+    def __init__(self, cell: int, policy: Allowlist, bindings: _Bindings, findings: list[Finding],
+                 seen: set | None = None) -> None:
         self.cell, self.policy, self.bindings, self.findings = cell, policy, bindings, findings
+        self.seen = set(findings) if seen is None else seen
         self.offset = 0   # line offset inside a magic's body
         self.params: set[str] = set()   # parameters of the functions being visited (self, ctx...)
         self.firsts: set[str] = set()   # first parameters of the methods being visited
@@ -365,7 +367,8 @@ class _CellScreen(ast.NodeVisitor):
     def flag(self, node: ast.AST | None, what: str) -> None:
         line = (getattr(node, "lineno", 1) or 1) + self.offset
         finding = Finding(self.cell, line, what)
-        if finding not in self.findings and len(self.findings) < MAX_FINDINGS:
+        if finding not in self.seen:   # all of them: screen_cells chooses what the record keeps
+            self.seen.add(finding)
             self.findings.append(finding)
 
     def module_of(self, node: ast.AST) -> str | None:
@@ -799,13 +802,33 @@ def screen_cells(cells: Sequence[str], policy: Allowlist = DEFAULT) -> Screened:
         trees.append(tree)
     bindings = _Bindings([t for t in trees if t is not None], policy)
     findings: list[Finding] = []
+    seen: set[Finding] = set()
     for index, tree in enumerate(trees, start=1):
         if tree is not None:
             try:
-                _CellScreen(index, policy, bindings, findings).visit(tree)
+                _CellScreen(index, policy, bindings, findings, seen).visit(tree)
             except RecursionError:
                 findings.append(Finding(index, 1, "code nested too deeply to screen"))
-    return Screened(codes=tuple(codes), findings=tuple(findings), mode=bindings.mode)
+    return Screened(codes=tuple(codes), findings=_bounded(findings), mode=bindings.mode)
+
+
+def _bounded(findings: list[Finding]) -> tuple[Finding, ...]:
+    """At most MAX_FINDINGS for the record. Padding a cell with many harmless findings must not
+    push the one that matters out of the reviewer's sight: the first finding of each kind comes
+    first, and a last line says how many more there are and where."""
+    if len(findings) <= MAX_FINDINGS:
+        return tuple(findings)
+    kinds, first, rest = set(), [], []
+    for f in findings:
+        kind = re.sub(r"`[^`]*`|\d+", "_", f.what)   # the same check on another name or number
+        (rest if kind in kinds else first).append(f)
+        kinds.add(kind)
+    kept = (first + rest)[:MAX_FINDINGS - 1]
+    left = [f for f in findings if f not in set(kept)]
+    cells = ", ".join(str(c) for c in sorted({f.cell for f in left})[:20])
+    kept.sort(key=lambda f: (f.cell, f.line))
+    return (*kept, Finding(left[0].cell, left[0].line,
+                           f"and {len(left)} more findings not listed here (cells {cells}): read those cells in full"))
 
 
 def screen(cells: Sequence[str], policy: Allowlist = DEFAULT) -> tuple[Finding, ...]:
