@@ -26,6 +26,7 @@ import nbformat
 import pytest
 from conftest import AUTOGRADER_ZIP, LAB, SOLUTION
 from nbclient import NotebookClient
+from test_notebooks_kernel import _text   # a cell's outputs as text
 
 # what the fresh venv must not see: otter-grader, this project, pip's own (the venv has its own)
 LEFT_OUT = re.compile(r"^(otter|otter_grader|autograder|__editable__|_distutils_hack|pip|setuptools|pkg_resources)\b"
@@ -60,18 +61,6 @@ def fresh_kernel(tmp_path_factory):
     return "alone", str(root / "jupyter"), python
 
 
-def _outputs(cell) -> str:
-    parts = []
-    for out in cell.get("outputs", []):
-        if out["output_type"] == "stream":
-            parts.append(out["text"])
-        elif out["output_type"] in ("execute_result", "display_data"):
-            parts.append(out["data"].get("text/plain", ""))
-        elif out["output_type"] == "error":
-            parts.append(f"{out['ename']}: {out['evalue']}")
-    return "\n".join(parts)
-
-
 def test_the_notebook_alone_installs_otter_unpacks_its_checks_and_exports(fresh_kernel, tmp_path, monkeypatch):
     kernel, jupyter_path, python = fresh_kernel
     monkeypatch.setenv("JUPYTER_PATH", jupyter_path)
@@ -85,20 +74,20 @@ def test_the_notebook_alone_installs_otter_unpacks_its_checks_and_exports(fresh_
     client.execute()
 
     setup = next(c for c in nb.cells if c.cell_type == "code")
-    assert "Installing otter-grader" in _outputs(setup), _outputs(setup)
-    assert not any(o["output_type"] == "error" for o in setup.outputs), _outputs(setup)
-    errors = [_outputs(c) for c in nb.cells if c.cell_type == "code" and any(o["output_type"] == "error" for o in c.outputs)]
+    assert "Installing otter-grader" in _text(setup), _text(setup)
+    assert not any(o["output_type"] == "error" for o in setup.outputs), _text(setup)
+    errors = [_text(c) for c in nb.cells if c.cell_type == "code" and any(o["output_type"] == "error" for o in c.outputs)]
     assert errors == [], errors
     checks = [c for c in nb.cells if c.cell_type == "code" and c.source.startswith("grader.check(")]
     assert len(checks) == 8
     for cell in checks:
-        assert "All test cases passed!" in _outputs(cell), (cell.source, _outputs(cell))
+        assert "All test cases passed!" in _text(cell), (cell.source, _text(cell))
     installed = subprocess.run([str(python), "-c", "import otter; print(otter.__version__)"],
                                capture_output=True, text=True)
     assert installed.stdout.strip() == "7.0.0", installed.stderr
     assert (folder / ".autograd_lab" / LAB / "autograd_checks.py").is_file()
 
-    export = _outputs(nb.cells[[i for i, c in enumerate(nb.cells) if "grader.export(" in c.source][0]])
+    export = _text(nb.cells[[i for i, c in enumerate(nb.cells) if "grader.export(" in c.source][0]])
     assert "Your submission received the following results" in export, export
     assert "All test cases passed!" in export and "failed" not in export.lower(), export
     zips = sorted(folder.glob(f"{LAB}_*.zip"))
